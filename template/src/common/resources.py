@@ -1,0 +1,51 @@
+"""What this process may use: CPUs and whole numbers from the environment.
+
+Imported by gunicorn.conf.py and the Celery app before Django is set up, so
+it depends on nothing but the standard library.
+"""
+
+import math
+import os
+from pathlib import Path
+
+
+def available_cpus():
+    """CPUs this process may actually use: its affinity and cgroup CPU quota.
+
+    os.cpu_count() counts the host's CPUs, which oversizes worker pools in a
+    container limited to, say, two of a host's sixty-four.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return cpus
+
+
+def _cgroup_cpu_quota():
+    """The CPU quota as a number of CPUs, or None when there is none."""
+    try:  # cgroup v2: "max 100000" or "150000 100000"
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v1: a quota of -1 means none
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def int_from_env(name, default, minimum=0):
+    """A whole number from the environment variable `name`, at least `minimum`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}.") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}.")
+    return value
