@@ -1,0 +1,132 @@
+"""Answers: derived defaults, and invalid answers rejected before anything is written."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REQUIRED_ANSWERS
+
+COPIER = str(Path(sys.executable).parent / "copier")
+
+
+def copier_copy(template, dst, answers):
+    data = []
+    for key, value in answers.items():
+        data += ["--data", f"{key}={value}"]
+    return subprocess.run(
+        [COPIER, "copy", "--trust", "--defaults", "--quiet", *data, str(template), str(dst)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def recorded_answers(service):
+    return yaml.safe_load((service / ".copier-answers.yml").read_text())
+
+
+def test_slug_and_package_derive_from_the_name(render):
+    answers = recorded_answers(render("defaults"))
+    assert answers["project_slug"] == "obc-management-system"
+    assert answers["package_name"] == "obc_management_system"
+    assert (render("defaults") / "src/obc_management_system/settings/production.py").is_file()
+
+
+def test_unicode_name_gets_an_ascii_slug(render):
+    service = render("unicode", project_name="Café Ünïcode Sërvice")
+    answers = recorded_answers(service)
+    assert answers["project_slug"] == "cafe-unicode-service"
+    assert answers["package_name"] == "cafe_unicode_service"
+    assert "# Café Ünïcode Sërvice" in (service / "README.md").read_text()
+
+
+INVALID = [
+    # (key, value, part of the message)
+    ("project_name", "", "project_name must not be empty"),
+    ("project_name", "   ", "project_name must not be empty"),
+    ("project_name", 'The "Best" Service', "must not contain quotes"),
+    ("project_name", "Cost $HOME", "must not contain quotes"),
+    ("project_name", "x" * 101, "at most 100 characters"),
+    ("project_slug", "Has Caps", "project_slug must be lower-case"),
+    ("project_slug", "-leading", "project_slug must be lower-case"),
+    ("project_slug", "double--hyphen", "project_slug must be lower-case"),
+    ("project_slug", "../escape", "project_slug must be lower-case"),
+    ("project_slug", "a" * 51, "at most 50 characters"),
+    ("package_name", "class", "is a Python keyword"),
+    ("package_name", "match", "is a Python keyword"),
+    ("package_name", "django", "would shadow"),
+    ("package_name", "celery", "would shadow"),
+    ("package_name", "test", "would shadow"),
+    ("package_name", "common", "would shadow"),
+    ("package_name", "json", "would shadow"),
+    ("package_name", "1service", "must be a Python identifier"),
+    ("package_name", "my-service", "must be a Python identifier"),
+    ("package_name", "../evil", "must be a Python identifier"),
+    ("description", 'A "quoted" description', "must not contain quotes"),
+    ("author_email", "not-an-email", "author_email must be an e-mail address"),
+    ("domain", "", "domain is required"),
+    ("domain", "https://obcms.example.org", "without scheme, port or path"),
+    ("domain", "obcms.example.org:8443", "without scheme, port or path"),
+    ("domain", "obcms.example.org/app", "without scheme, port or path"),
+    ("domain", "localhost", "fully qualified host name"),
+    ("domain", "OBCMS.example.org", "must be lower-case"),
+    ("domain", "-bad.example.org", "fully qualified host name"),
+    ("domain", "two..dots.org", "fully qualified host name"),
+    ("domain", "exa mple.org", "fully qualified host name"),
+    ("domain", "10.0.0.1", "not an IP address"),
+    ("media_backend", "ftp", "Invalid choice"),
+    ("web_workers", "-1", "web_workers must be a whole number from 0 to 64"),
+    ("web_workers", "65", "web_workers must be a whole number from 0 to 64"),
+    ("web_workers", "abc", "invalid literal for int()"),
+    ("web_threads", "0", "web_threads must be a whole number from 1 to 32"),
+    ("web_threads", "1000", "web_threads must be a whole number from 1 to 32"),
+    ("celery_concurrency", "-3", "celery_concurrency must be a whole number from 0 to 64"),
+    ("reverse_proxy", "nginx", "Invalid choice"),
+    ("python_version", "2.7", "Invalid choice"),
+    ("postgres_version", "9", "Invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), INVALID, ids=[f"{k}={v[:20]!r}" for k, v, _ in INVALID])
+def test_invalid_answer_is_rejected_and_nothing_is_written(copier_template, tmp_path, key, value, message):
+    dst = tmp_path / "service"
+
+    result = copier_copy(copier_template, dst, {**REQUIRED_ANSWERS, key: value})
+
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not dst.exists()
+
+
+def test_local_media_without_the_proxy_is_rejected_with_a_way_out(copier_template, tmp_path):
+    dst = tmp_path / "service"
+
+    result = copier_copy(copier_template, dst, {**REQUIRED_ANSWERS, "reverse_proxy": "none"})
+
+    assert result.returncode != 0
+    assert "choose reverse_proxy 'caddy', or media_backend 's3'" in result.stderr
+    assert not dst.exists()
+
+
+def test_a_name_without_latin_letters_needs_an_explicit_slug(copier_template, tmp_path):
+    dst = tmp_path / "service"
+
+    result = copier_copy(copier_template, dst, {"project_name": "日本語", "domain": "example.jp"})
+
+    assert result.returncode != 0
+    assert "project_slug is required" in result.stderr
+    assert not dst.exists()
+
+
+def test_an_existing_destination_is_left_untouched_on_rejection(copier_template, tmp_path):
+    dst = tmp_path / "service"
+    dst.mkdir()
+    (dst / "notes.txt").write_text("mine\n")
+
+    result = copier_copy(copier_template, dst, {**REQUIRED_ANSWERS, "domain": "http://bad"})
+
+    assert result.returncode != 0
+    assert [path.name for path in dst.iterdir()] == ["notes.txt"]
+    assert (dst / "notes.txt").read_text() == "mine\n"

@@ -1,0 +1,198 @@
+"""What the rendered files say: the production wiring is right by construction."""
+
+import re
+
+import pytest
+import yaml
+from conftest import VARIANTS, answers_for
+
+LONG_RUNNING = {"db", "redis", "web", "worker", "beat", "proxy"}
+
+
+def compose(service, name="docker-compose.prod.yml"):
+    return yaml.safe_load((service / name).read_text())
+
+
+def seconds(duration):
+    match = re.fullmatch(r"(\d+)s", duration)
+    assert match, f"unexpected duration {duration!r}"
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+class TestProductionCompose:
+    def test_services_follow_the_answers(self, render, variant):
+        answers = answers_for(variant)
+        services = set(compose(render(variant))["services"])
+        expected = {"db", "redis", "migrate", "web", "worker"}
+        if answers.get("use_celery_beat", True):
+            expected.add("beat")
+        if answers.get("reverse_proxy", "caddy") == "caddy":
+            expected.add("proxy")
+        assert services == expected
+
+    def test_migrate_is_the_only_migrator(self, render, variant):
+        services = compose(render(variant))["services"]
+        migrate = services["migrate"]
+        assert migrate["command"] == ["python", "src/manage.py", "migrate", "--noinput"]
+        assert migrate["restart"] == "no"
+        assert migrate["depends_on"] == {"db": {"condition": "service_healthy"}}
+        for name, service in services.items():
+            if name != "migrate":
+                assert "migrate" not in str(service.get("command", "")), name
+
+    def test_app_services_start_after_migrations_and_healthy_servers(self, render, variant):
+        services = compose(render(variant))["services"]
+        for name in {"web", "worker", "beat"} & set(services):
+            assert services[name]["depends_on"] == {
+                "db": {"condition": "service_healthy"},
+                "redis": {"condition": "service_healthy"},
+                "migrate": {"condition": "service_completed_successfully"},
+            }, name
+
+    def test_every_long_running_service_has_a_healthcheck(self, render, variant):
+        services = compose(render(variant))["services"]
+        for name in LONG_RUNNING & set(services):
+            check = services[name]["healthcheck"]
+            assert check["test"][0] in ("CMD", "CMD-SHELL"), name
+            assert "start_interval" in check, name
+
+    def test_grace_periods_exceed_the_services_own_timeouts(self, render, variant):
+        service = render(variant)
+        services = compose(service)["services"]
+        gunicorn = (service / "gunicorn.conf.py").read_text()
+        graceful = int(re.search(r'"GUNICORN_GRACEFUL_TIMEOUT", (\d+)', gunicorn).group(1))
+        assert seconds(services["web"]["stop_grace_period"]) > graceful
+        base = next(service.glob("src/*/settings/base.py")).read_text()
+        time_limit = int(re.search(r'"CELERY_TASK_TIME_LIMIT", default=(\d+)', base).group(1))
+        assert seconds(services["worker"]["stop_grace_period"]) > time_limit
+
+    def test_worker_runs_with_explicit_production_flags(self, render, variant):
+        package = compose(render(variant))["services"]["worker"]["command"]
+        assert package[:2] == ["celery", f"--app={package[1].split('=')[1]}"]
+        assert {"worker", "--loglevel=INFO", "--without-mingle", "--without-gossip"} <= set(package)
+
+    def test_no_secret_is_inline(self, render, variant):
+        text = (render(variant) / "docker-compose.prod.yml").read_text()
+        for line in text.splitlines():
+            if re.search(r"(PASSWORD|SECRET|KEY)\w*:", line):
+                value = line.split(":", 1)[1].strip()
+                assert value.startswith("${"), line
+
+    def test_data_and_media_are_named_volumes(self, render, variant):
+        config = compose(render(variant))
+        volumes = set(config["volumes"])
+        assert {"postgres-data", "redis-data"} <= volumes
+        local = answers_for(variant).get("media_backend", "local") == "local"
+        assert ("media" in volumes) is local
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+class TestDockerfile:
+    def test_collectstatic_uses_the_production_settings_module(self, render, variant):
+        service = render(variant)
+        package = answers_for(variant).get("package_name", "obc_management_system")
+        dockerfile = (service / "Dockerfile").read_text()
+        production = dockerfile.split("FROM base AS production", 1)[1].split("FROM base AS development", 1)[0]
+        settings_line = f"ENV DJANGO_SETTINGS_MODULE={package}.settings.production"
+        assert production.index(settings_line) < production.index("collectstatic")
+        assert (service / "src" / package / "settings" / "production.py").is_file()
+
+    def test_gunicorn_starts_with_its_config(self, render, variant):
+        dockerfile = (render(variant) / "Dockerfile").read_text()
+        assert 'CMD ["gunicorn", "--config", "gunicorn.conf.py"]' in dockerfile
+
+    def test_image_runs_as_a_non_root_user_with_a_healthcheck(self, render, variant):
+        production = (render(variant) / "Dockerfile").read_text().split("FROM base AS production", 1)[1]
+        production = production.split("FROM base AS development", 1)[0]
+        user = re.search(r"^USER (\d+):(\d+)$", production, re.M)
+        assert user and user.group(1) != "0" and user.group(2) != "0"
+        assert "HEALTHCHECK" in production
+
+    def test_base_image_is_a_build_argument(self, render, variant):
+        version = answers_for(variant).get("python_version", "3.13")
+        dockerfile = (render(variant) / "Dockerfile").read_text()
+        assert f"ARG PYTHON_IMAGE=python:{version}-slim-trixie" in dockerfile
+        assert "FROM ${PYTHON_IMAGE} AS base" in dockerfile
+
+    def test_secrets_and_tests_stay_out_of_the_build_context(self, render, variant):
+        ignored = (render(variant) / ".dockerignore").read_text().splitlines()
+        assert {".env", ".git/", "tests/"} <= set(ignored)
+
+
+# Where the rendered code reads environment variables.
+READERS = [
+    re.compile(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]+)"'),
+    re.compile(r'(?:optional|required|url_with_scheme|int_from_env)\(\s*"([A-Z][A-Z0-9_]+)"'),
+    re.compile(r'os\.environ(?:\.get|\.setdefault)?[\[(]\s*"([A-Z][A-Z0-9_]+)"'),
+    re.compile(r'"([A-Z][A-Z0-9_]+)" in os\.environ'),
+    re.compile(r"\$\{([A-Z][A-Z0-9_]+)"),  # compose interpolation
+    re.compile(r"\{\$([A-Z][A-Z0-9_]+)"),  # Caddyfile placeholders
+]
+# Set by tools for themselves, not by an operator.
+NOT_CONFIGURATION = {"RUN_MAIN"}
+
+
+def variables_read(service):
+    found = set()
+    files = [*service.glob("src/**/*.py"), service / "gunicorn.conf.py", service / "docker-compose.prod.yml"]
+    if (service / "Caddyfile").exists():
+        files.append(service / "Caddyfile")
+    for path in files:
+        text = path.read_text()
+        for pattern in READERS:
+            found.update(pattern.findall(text))
+    return found - NOT_CONFIGURATION
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_env_example_lists_every_variable_read(render, variant):
+    service = render(variant)
+    listed = set(re.findall(r"^(?:# )?([A-Z][A-Z0-9_]+)=", (service / ".env.example").read_text(), re.M))
+    read = variables_read(service)
+    # The scanner itself must see the variables the issue names.
+    assert {
+        "DJANGO_SETTINGS_MODULE",
+        "CSRF_TRUSTED_ORIGINS",
+        "GUNICORN_WORKERS",
+        "GUNICORN_THREADS",
+        "GUNICORN_LOG_LEVEL",
+        "SECRET_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "POSTGRES_PASSWORD",
+    } <= read
+    assert sorted(read - listed) == []
+
+
+def test_variant_specific_files(render):
+    defaults = render("defaults")
+    s3 = render("s3-no-proxy-no-beat-sentry")
+
+    assert (defaults / "Caddyfile").is_file()
+    assert not (s3 / "Caddyfile").exists()
+    assert "django-storages[s3]" in (s3 / "requirements/base.txt").read_text()
+    assert "django-storages" not in (defaults / "requirements/base.txt").read_text()
+    assert "sentry-sdk" in (s3 / "requirements/base.txt").read_text()
+    assert "sentry_sdk" in (s3 / "src/obc_management_system/settings/production.py").read_text()
+    assert "sentry" not in (defaults / "src/obc_management_system/settings/production.py").read_text()
+    assert "heartbeat" not in (s3 / "src/common/tasks.py").read_text()
+    assert "CELERY_BEAT_SCHEDULE" not in (s3 / "src/obc_management_system/settings/base.py").read_text()
+    assert "handle_path /media/*" in (defaults / "Caddyfile").read_text()
+
+
+def test_explicit_counts_become_the_defaults(render):
+    service = render("explicit-workers")
+    gunicorn = (service / "gunicorn.conf.py").read_text()
+    assert 'int_from_env("GUNICORN_WORKERS", 5)' in gunicorn
+    assert 'int_from_env("GUNICORN_THREADS", 4, minimum=1)' in gunicorn
+    assert 'int_from_env("CELERY_CONCURRENCY", 3)' in (service / "src/obc_management/celery.py").read_text()
+    assert "GUNICORN_WORKERS=5" in (service / ".env.example").read_text()
+
+
+def test_postgres_version_drives_every_image(render):
+    for variant, version in [("defaults", "17"), ("python312-postgres16", "16"), ("postgres18-s3-caddy", "18")]:
+        service = render(variant)
+        for name in ("docker-compose.yml", "docker-compose.prod.yml"):
+            assert compose(service, name)["services"]["db"]["image"] == f"postgres:{version}"
+        assert f"image: postgres:{version}" in (service / ".github/workflows/ci.yml").read_text()

@@ -1,0 +1,277 @@
+"""The rendered service runs: its own checks, real PostgreSQL, Redis, gunicorn,
+Celery and S3-compatible storage."""
+
+import json
+import shutil
+import signal
+import uuid
+
+import boto3
+import pytest
+from conftest import answers_for
+from servers import PostgresServer, free_port
+from service_env import Service, http_get, log_of, service_venv, wait_for
+
+pytestmark = pytest.mark.service
+
+VARIANTS = ["defaults", "s3-no-proxy-no-beat-sentry"]
+PACKAGE = "obc_management_system"
+DOMAIN = "obcms.example.org"
+SECRET_KEY = "k3P9vQ2mX7rT4wY8zA1bC6dE0fG5hJ2nL9sU3vW7xZ4yQ8tR1pO6iM3kN0jH5gF"
+
+
+@pytest.fixture(scope="module", params=VARIANTS)
+def service(request, render, tmp_path_factory):
+    answers = answers_for(request.param)
+    # A private copy: running the service writes files (logs, SQLite, static).
+    path = tmp_path_factory.mktemp(f"run-{request.param}") / "service"
+    shutil.copytree(render(request.param), path)
+    service = Service(path, service_venv(path, answers.get("python_version", "3.13")), PACKAGE)
+    service.answers = answers
+    yield service
+    service.close()
+
+
+def is_s3(service):
+    return service.answers.get("media_backend") == "s3"
+
+
+def has_beat(service):
+    return service.answers.get("use_celery_beat", True)
+
+
+def production_env(service, database_url, redis_url, **extra):
+    variables = {
+        "DJANGO_SETTINGS_MODULE": f"{PACKAGE}.settings.production",
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "EMAIL_URL": "consolemail://",
+        "STATIC_ROOT": service.path / "staticfiles",
+        "MEDIA_ROOT": service.path / "media",
+    }
+    if is_s3(service):
+        variables["AWS_STORAGE_BUCKET_NAME"] = "media"
+    variables.update(extra)
+    return service.env(**variables)
+
+
+def fresh_database(postgres_server):
+    return postgres_server.create_database(f"test_{uuid.uuid4().hex[:12]}")
+
+
+def test_own_suite_passes_without_services(service):
+    result = service.run(service.bin / "pytest", "-q", "-p", "no:cacheprovider")
+    assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_own_suite_passes_on_postgres_and_redis(service, postgres_server, redis_server):
+    env = service.env(DATABASE_URL=fresh_database(postgres_server), REDIS_URL=redis_server.url)
+    result = service.run(service.bin / "pytest", "-q", "-p", "no:cacheprovider", env=env)
+    assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_deployment_checks_pass_with_zero_issues(service, postgres_server, redis_server):
+    env = production_env(service, postgres_server.url, redis_server.url)
+    result = service.manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+    assert result.stderr.strip() == ""
+
+
+def test_models_and_migrations_agree(service):
+    result = service.manage("makemigrations", "--check", "--dry-run")
+    assert "No changes detected" in result.stdout
+
+
+def test_collectstatic_with_production_settings(service, tmp_path):
+    env = production_env(service, "postgres://build@localhost/build", "redis://localhost:6379/0", STATIC_ROOT=tmp_path)
+    service.manage("collectstatic", "--noinput", env=env)
+    manifest = json.loads((tmp_path / "staticfiles.json").read_text())
+    hashed = manifest["paths"]["admin/css/base.css"]
+    assert hashed != "admin/css/base.css"
+    assert (tmp_path / hashed).is_file()
+    assert (tmp_path / f"{hashed}.gz").is_file()
+
+
+def test_migrations_apply_on_postgres_and_the_check_script_sees_it(service, postgres_server, redis_server):
+    env = production_env(service, fresh_database(postgres_server), redis_server.url)
+    check = [service.path / "scripts/check_migrations.sh"]
+
+    before = service.run(*check, env=env, check=False)
+    service.manage("migrate", "--noinput", env=env)
+    after = service.run(*check, env=env, check=False)
+
+    assert before.returncode != 0, before.stdout
+    assert after.returncode == 0, after.stdout + after.stderr
+    tables = postgres_server.psql(
+        "SELECT count(*) FROM django_migrations", database=env["DATABASE_URL"].rsplit("/", 1)[1]
+    )
+    assert int(tables.strip()) > 10
+
+
+def test_development_runs_with_no_services(service):
+    env = service.env()
+    migrated = service.manage("migrate", "--noinput", env=env)
+    notices = [line for line in migrated.stderr.splitlines() if "Development settings" in line]
+    assert notices == ["Development settings without services: SQLite database, in-memory cache, tasks run eagerly."]
+
+    port = free_port()
+    server = service.start(
+        service.bin / "python", "src/manage.py", "runserver", "--noreload", f"127.0.0.1:{port}", log_name="runserver"
+    )
+    status, _, body = wait_for(lambda: http_get(f"http://127.0.0.1:{port}/admin/login/"), message="runserver")
+    assert status == 200, log_of(server)
+    assert b"Django administration" in body
+    assert http_get(f"http://127.0.0.1:{port}/ready/")[0] == 200
+
+
+def test_gunicorn_with_its_config_serves_probes_that_follow_the_database(service, redis_server, tmp_path):
+    port = free_port()
+    with PostgresServer() as postgres:
+        env = production_env(
+            service,
+            postgres.create_database("app"),
+            redis_server.url,
+            GUNICORN_BIND=f"127.0.0.1:{port}",
+            GUNICORN_WORKERS=2,
+            GUNICORN_CONTROL_SOCKET=tmp_path / "gunicorn.ctl",
+        )
+        service.manage("migrate", "--noinput", env=env)
+        service.manage("collectstatic", "--noinput", env=env)
+        gunicorn = service.start(service.bin / "gunicorn", "--config", "gunicorn.conf.py", env=env, log_name="gunicorn")
+        base = f"http://127.0.0.1:{port}"
+
+        status, _, body = wait_for(lambda: http_get(f"{base}/health/", host="localhost"), message="gunicorn")
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+        log = log_of(gunicorn)
+        assert "Using worker: gthread" in log  # the config's worker class, not the default
+        assert log.count("Booting worker with pid") == 2
+        assert http_get(f"{base}/ready/", host="localhost")[0] == 200
+
+        # The site itself redirects plain HTTP to HTTPS and refuses unknown hosts.
+        status, headers, _ = http_get(f"{base}/admin/login/", host=DOMAIN)
+        assert (status, headers["Location"]) == (301, f"https://{DOMAIN}/admin/login/")
+        assert http_get(f"{base}/admin/login/", host="attacker.example.com")[0] == 400
+
+        postgres.stop()
+        status, _, body = wait_for(
+            lambda: (response := http_get(f"{base}/ready/", host="localhost"))[0] == 503 and response,
+            timeout=15,
+            message="/ready/ to fail",
+        )
+        assert json.loads(body) == {"status": "unavailable", "failed": ["database"]}
+        assert http_get(f"{base}/health/", host="localhost")[0] == 200
+
+        postgres.start()
+        wait_for(lambda: http_get(f"{base}/ready/", host="localhost")[0] == 200, timeout=15, message="/ready/ again")
+        assert gunicorn.poll() is None
+
+        assert service.stop(gunicorn, signal.SIGTERM) == 0
+
+
+def start_worker(service, env, *extra):
+    return service.start(
+        service.bin / "celery",
+        f"--app={PACKAGE}",
+        "worker",
+        "--loglevel=INFO",
+        "--without-mingle",
+        "--without-gossip",
+        *extra,
+        env=env,
+        log_name="worker",
+    )
+
+
+def test_celery_worker_runs_the_example_task_over_redis(service, postgres_server, redis_server, tmp_path):
+    alive = tmp_path / "worker.alive"
+    env = production_env(service, postgres_server.url, redis_server.url, CELERY_WORKER_ALIVE_FILE=alive)
+    worker = start_worker(service, env, "--concurrency=1")
+
+    wait_for(alive.exists, timeout=60, message="the worker's alive file")
+    assert service.run(service.path / "scripts/check_alive.sh", alive, 60, check=False).returncode == 0
+    result = service.python(
+        "import django; django.setup(); from common.tasks import add; print(add.delay(2, 3).get(timeout=60))", env=env
+    )
+    assert result.stdout.strip() == "5"
+    assert "Task common.tasks.add" in log_of(worker) and "succeeded" in log_of(worker)
+
+    assert service.stop(worker, signal.SIGTERM) == 0
+    assert not alive.exists()
+
+
+def test_beat_schedules_the_heartbeat_that_a_worker_runs(service, postgres_server, redis_server, tmp_path):
+    if not has_beat(service):
+        assert "heartbeat" not in (service.path / "src/common/tasks.py").read_text()
+        return
+    beat_alive = tmp_path / "beat.alive"
+    env = production_env(
+        service,
+        postgres_server.url,
+        redis_server.url,
+        CELERY_HEARTBEAT_INTERVAL="1",
+        CELERY_WORKER_ALIVE_FILE=tmp_path / "worker.alive",
+        CELERY_BEAT_ALIVE_FILE=beat_alive,
+    )
+    service.python("import django; django.setup(); from django.core.cache import cache; cache.clear()", env=env)
+    worker = start_worker(service, env, "--concurrency=1")
+    beat = service.start(
+        service.bin / "celery",
+        f"--app={PACKAGE}",
+        "beat",
+        "--loglevel=INFO",
+        f"--schedule={tmp_path / 'celerybeat-schedule'}",
+        env=env,
+        log_name="beat",
+    )
+    read_heartbeat = (
+        "import django; django.setup(); from django.core.cache import cache; print(cache.get('celery:heartbeat'))"
+    )
+    wait_for(
+        lambda: service.python(read_heartbeat, env=env).stdout.strip() != "None",
+        timeout=60,
+        message="the heartbeat task to run",
+    )
+    assert beat_alive.exists()
+    assert service.run(service.path / "scripts/check_alive.sh", beat_alive, 60, check=False).returncode == 0
+    assert service.stop(beat) == 0
+    assert service.stop(worker) == 0
+
+
+def test_media_goes_to_the_configured_storage(service, postgres_server, redis_server, s3_server, tmp_path):
+    save = (
+        "import django; django.setup(); from django.core.files.base import ContentFile;"
+        "from django.core.files.storage import default_storage as s;"
+        "name = s.save('uploads/hello.txt', ContentFile(b'hello media')); print(name); print(s.url(name))"
+    )
+    if not is_s3(service):
+        env = production_env(service, postgres_server.url, redis_server.url, MEDIA_ROOT=tmp_path)
+        name, url = service.python(save, env=env).stdout.split()
+        assert (tmp_path / name).read_bytes() == b"hello media"
+        assert url == f"/media/{name}"
+        return
+
+    bucket = f"media-{uuid.uuid4().hex[:8]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
+        region_name=s3_server.region,
+    )
+    client.create_bucket(Bucket=bucket)
+    env = production_env(
+        service,
+        postgres_server.url,
+        redis_server.url,
+        AWS_STORAGE_BUCKET_NAME=bucket,
+        AWS_S3_ENDPOINT_URL=s3_server.endpoint_url,
+        AWS_ACCESS_KEY_ID=s3_server.access_key,
+        AWS_SECRET_ACCESS_KEY=s3_server.secret_key,
+        AWS_S3_REGION_NAME=s3_server.region,
+    )
+    name, url = service.python(save, env=env).stdout.split()
+
+    assert client.get_object(Bucket=bucket, Key=name)["Body"].read() == b"hello media"
+    assert url.startswith(f"{s3_server.endpoint_url}/{bucket}/{name}?")
+    assert "Signature" in url or "X-Amz-Signature" in url
