@@ -71,14 +71,18 @@ def text_error(value: object, what: str, *, required: bool = True, limit: int = 
     if len(text) > limit:
         return f"{what} must be at most {limit} characters long."
     if UNSAFE_TEXT_RE.search(text):
-        return f"{what} must not contain quotes, backslashes, backticks, $, braces, angle brackets or control characters."
+        return (
+            f"{what} must not contain quotes, backslashes, backticks, $, braces, angle brackets or control characters."
+        )
     return ""
 
 
 def slug_error(value: object) -> str:
     slug = str(value or "")
     if not slug:
-        return "project_slug is required: type one, e.g. 'obc-management' (it could not be derived from the project name)."
+        return (
+            "project_slug is required: type one, e.g. 'obc-management' (it could not be derived from the project name)."
+        )
     if len(slug) > 50:
         return "project_slug must be at most 50 characters long."
     if not SLUG_RE.match(slug):

@@ -1,5 +1,6 @@
 """Every variant renders into a clean, lint-free, valid repository."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import VARIANTS, answers_for
+from conftest import VARIANTS, answers_for, require
 
 BIN = Path(sys.executable).parent
 
@@ -74,9 +75,7 @@ def test_python_compiles(render, variant):
 @pytest.mark.parametrize("compose_file", ["docker-compose.yml", "docker-compose.prod.yml"])
 def test_compose_files_match_the_compose_specification(render, variant, compose_file):
     service = render(variant)
-    result = run(
-        tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", compose_file, cwd=service
-    )
+    result = run(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", compose_file, cwd=service)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -101,3 +100,20 @@ def test_answers_are_recorded(render, variant):
     recorded = yaml.safe_load((service / ".copier-answers.yml").read_text())
     for key, value in answers_for(variant).items():
         assert recorded[key] == value
+
+
+def test_caddyfile_is_valid(render, variant):
+    service = render(variant)
+    caddyfile = service / "Caddyfile"
+    if not caddyfile.exists():
+        assert answers_for(variant)["reverse_proxy"] == "none"
+        return
+    require(tool("caddy"), "caddy is not installed (Debian: apt-get install caddy)")
+    result = subprocess.run(
+        [tool("caddy"), "adapt", "--config", "Caddyfile", "--adapter", "caddyfile", "--validate"],
+        cwd=service,
+        env={**os.environ, "DOMAIN": answers_for(variant)["domain"]},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
