@@ -145,6 +145,8 @@ def test_gunicorn_with_its_config_serves_probes_that_follow_the_database(service
         assert (status, json.loads(body)) == (200, {"status": "ok"})
         log = log_of(gunicorn)
         assert "Using worker: gthread" in log  # the config's worker class, not the default
+        assert "Failed to start control socket" not in log
+        wait_for((tmp_path / "gunicorn.ctl").exists, timeout=10, message="the control socket")
         assert log.count("Booting worker with pid") == 2
         assert http_get(f"{base}/ready/", host="localhost")[0] == 200
 
@@ -167,6 +169,34 @@ def test_gunicorn_with_its_config_serves_probes_that_follow_the_database(service
         assert gunicorn.poll() is None
 
         assert service.stop(gunicorn, signal.SIGTERM) == 0
+
+
+def test_gunicorn_config_sizes_workers_from_the_cpus_and_rejects_bad_values(service):
+    # HOME unusable, as under a read-only root: the control socket must not need it.
+    env = service.env(HOME="/nonexistent")
+    printed = service.run(service.bin / "gunicorn", "--config", "gunicorn.conf.py", "--print-config", env=env)
+    config = {
+        key.strip(): value.strip()
+        for key, _, value in (line.partition("=") for line in printed.stdout.splitlines())
+        if value
+    }
+    cpus = int(service.python("from common.resources import available_cpus; print(available_cpus())").stdout)
+    assert int(config["workers"]) == 2 * cpus + 1
+    assert config["threads"] == "2"
+    assert config["worker_class"] == "gthread"
+    assert config["control_socket"] == "/dev/shm/obc-management-system-gunicorn.ctl"
+    assert config["worker_tmp_dir"] == "/dev/shm"
+
+    rejected = service.run(
+        service.bin / "gunicorn",
+        "--config",
+        "gunicorn.conf.py",
+        "--print-config",
+        env=service.env(GUNICORN_WORKERS="abc"),
+        check=False,
+    )
+    assert rejected.returncode != 0
+    assert "GUNICORN_WORKERS must be a whole number, got 'abc'." in rejected.stderr
 
 
 def start_worker(service, env, *extra):

@@ -9,29 +9,32 @@ import os
 from pathlib import Path
 
 
-def available_cpus():
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def available_cpus(cgroup=CGROUP):
     """CPUs this process may actually use: its affinity and cgroup CPU quota.
 
     os.cpu_count() counts the host's CPUs, which oversizes worker pools in a
     container limited to, say, two of a host's sixty-four.
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
+    quota = cgroup_cpu_quota(cgroup)
     if quota is not None:
         cpus = min(cpus, max(1, math.ceil(quota)))
     return cpus
 
 
-def _cgroup_cpu_quota():
-    """The CPU quota as a number of CPUs, or None when there is none."""
+def cgroup_cpu_quota(cgroup=CGROUP):
+    """The cgroup's CPU quota as a number of CPUs, or None when there is none."""
     try:  # cgroup v2: "max 100000" or "150000 100000"
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        quota, period = (cgroup / "cpu.max").read_text().split()
         return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
         pass
     try:  # cgroup v1: a quota of -1 means none
-        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
         return None if quota <= 0 else quota / period
     except (OSError, ValueError):
         return None
