@@ -8,7 +8,6 @@ import math
 import os
 from pathlib import Path
 
-
 CGROUP = Path("/sys/fs/cgroup")
 
 
