@@ -48,7 +48,7 @@ def service_venv(service, python_version):
     require(python, f"Python {python_version} is not installed (on PATH or with pyenv)")
     requirements = service / "requirements"
     digest = hashlib.sha256(python_version.encode())
-    for name in ("base.txt", "dev.txt"):
+    for name in ("base.txt", "project.txt", "dev.txt"):
         digest.update((requirements / name).read_bytes())
     venv = CACHE / "venvs" / f"py{python_version}-{digest.hexdigest()[:16]}"
     bin_dir = venv / "bin"

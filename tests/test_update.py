@@ -1,0 +1,300 @@
+"""Real `copier update` runs between tagged versions of the template."""
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REQUIRED_ANSWERS, ROOT, require
+
+COPIER = str(Path(sys.executable).parent / "copier")
+TEMPLATE_PATHS = ["copier.yml", "extensions", "template"]
+PACKAGE = "obc_management_system"
+
+
+def git(*args, cwd):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def copier(*args, cwd):
+    return subprocess.run([COPIER, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+class TemplateRepo:
+    """A git repository of the template (the work tree as it is now), tagged v1.0.0."""
+
+    def __init__(self, path):
+        self.path = path
+        path.mkdir()
+        for name in TEMPLATE_PATHS:
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, path / name)
+        git("init", "--quiet", "--initial-branch=main", cwd=path)
+        self.release("1.0.0", "The template as it is")
+
+    def edit(self, relative, old, new):
+        path = self.path / relative
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {relative}"
+        path.write_text(text.replace(old, new))
+
+    def release(self, version, message):
+        git("add", "--all", cwd=self.path)
+        git("commit", "--quiet", "--allow-empty", "-m", message, cwd=self.path)
+        git("tag", f"v{version}", cwd=self.path)
+
+
+class ServiceRepo:
+    """A service rendered from a template version, committed by its owner."""
+
+    def __init__(self, template, path, version="v1.0.0", **answers):
+        self.path = path
+        data = [arg for key, value in {**REQUIRED_ANSWERS, **answers}.items() for arg in ("--data", f"{key}={value}")]
+        result = copier(
+            "copy",
+            "--trust",
+            "--defaults",
+            "--quiet",
+            "--vcs-ref",
+            version,
+            *data,
+            str(template),
+            str(path),
+            cwd=path.parent,
+        )
+        assert result.returncode == 0, result.stderr
+        git("init", "--quiet", "--initial-branch=main", cwd=path)
+        self.commit("Start from the template")
+
+    def commit(self, message):
+        git("add", "--all", cwd=self.path)
+        git("commit", "--quiet", "-m", message, cwd=self.path)
+
+    def read(self, relative):
+        return (self.path / relative).read_text()
+
+    def write(self, relative, text):
+        path = self.path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def update(self, version):
+        return copier("update", "--trust", "--defaults", "--conflict", "inline", "--vcs-ref", version, cwd=self.path)
+
+    def changed_files(self):
+        return sorted(line[3:] for line in git("status", "--porcelain", cwd=self.path).splitlines())
+
+
+@pytest.fixture
+def template(tmp_path):
+    return TemplateRepo(tmp_path / "template")
+
+
+CONFLICT_MARKER = re.compile(r"^(<<<<<<<|=======|>>>>>>>)( |$)", re.M)
+
+# How owners change a service: each only in files the service owns.
+OWNER_CHANGES = {
+    f"src/{PACKAGE}/settings/project.py": lambda text: text.replace(
+        "PROJECT_APPS = []", 'PROJECT_APPS = ["inventory"]'
+    ).replace(
+        "PERIODIC_TASKS = {}",
+        'PERIODIC_TASKS = {\n    "restock": {"task": "inventory.tasks.restock", "schedule": 3600.0},\n}',
+    ),
+    f"src/{PACKAGE}/urls.py": lambda text: text.replace(
+        "urlpatterns = [\n", 'urlpatterns = [\n    path("inventory/", include("inventory.urls")),\n'
+    ).replace("from django.urls import path", "from django.urls import include, path"),
+    "requirements/project.txt": lambda text: text + "django-filter==25.2\n",
+    "src/inventory/__init__.py": lambda text: "",
+    "src/inventory/models.py": lambda text: (
+        "from django.db import models\n\n\nclass Item(models.Model):\n    name = models.CharField(max_length=100)\n"
+    ),
+    "src/inventory/urls.py": lambda text: "urlpatterns = []\n",
+    "README.md": lambda text: text + "\n## Inventory\n\nOur own notes.\n",
+}
+
+
+def make_owner_changes(service):
+    for relative, change in OWNER_CHANGES.items():
+        path = service.path / relative
+        service.write(relative, change(path.read_text() if path.exists() else ""))
+    service.commit("Our inventory app")
+    # .env is the owner's and never committed.
+    service.write(".env", service.read(".env.example").replace("SECRET_KEY=\n", "SECRET_KEY=ours\n"))
+    return {relative: service.read(relative) for relative in [*OWNER_CHANGES, ".env"]}
+
+
+def template_only_change(template):
+    """A release that changes template-owned files only."""
+    template.edit(
+        "template/gunicorn.conf.py.jinja",
+        'keepalive = int_from_env("GUNICORN_KEEPALIVE", 5',
+        'keepalive = int_from_env("GUNICORN_KEEPALIVE", 10',
+    )
+    template.edit(
+        "template/src/{{package_name}}/settings/base.py.jinja",
+        'LANGUAGE_CODE = "en-us"',
+        'LANGUAGE_CODE = env("LANGUAGE_CODE", default="en-us")',
+    )
+    template.edit("template/Makefile", "lint: install\n", "lint: install  # ruff: rules and formatting\n")
+    template.release("1.1.0", "Longer keep-alive, LANGUAGE_CODE from the environment")
+
+
+def test_template_change_updates_a_customised_service_without_conflicts(template, tmp_path):
+    service = ServiceRepo(template.path, tmp_path / "service")
+    owned = make_owner_changes(service)
+    template_only_change(template)
+
+    started = time.perf_counter()
+    result = service.update("v1.1.0")
+    elapsed = time.perf_counter() - started
+    print(f"\ncopier update across one version, no conflicts: {elapsed:.2f} s")
+
+    assert result.returncode == 0, result.stderr
+    for relative, text in owned.items():
+        assert service.read(relative) == text, f"{relative} was changed by the update"
+    assert service.changed_files() == sorted(
+        [".copier-answers.yml", "Makefile", "gunicorn.conf.py", f"src/{PACKAGE}/settings/base.py"]
+    )
+    assert 'int_from_env("GUNICORN_KEEPALIVE", 10' in service.read("gunicorn.conf.py")
+    assert "lint: install  # ruff" in service.read("Makefile")
+    assert not [
+        path
+        for path in service.path.rglob("*")
+        if CONFLICT_MARKER.search(path.read_text(errors="ignore") if path.is_file() else "")
+    ]
+    assert not list(service.path.rglob("*.rej"))
+    assert yaml.safe_load(service.read(".copier-answers.yml"))["_commit"] == "v1.1.0"
+
+
+def test_both_sides_changing_the_same_lines_is_a_visible_conflict(template, tmp_path):
+    service = ServiceRepo(template.path, tmp_path / "service")
+    service.write(
+        "gunicorn.conf.py", service.read("gunicorn.conf.py").replace('"GUNICORN_TIMEOUT", 30', '"GUNICORN_TIMEOUT", 60')
+    )
+    service.commit("Longer timeout for our slow reports")
+    template.edit("template/gunicorn.conf.py.jinja", '"GUNICORN_TIMEOUT", 30', '"GUNICORN_TIMEOUT", 45')
+    template.release("1.1.0", "Timeout 45 s")
+
+    result = service.update("v1.1.0")
+
+    text = service.read("gunicorn.conf.py")
+    assert CONFLICT_MARKER.search(text)
+    assert '"GUNICORN_TIMEOUT", 60' in text and '"GUNICORN_TIMEOUT", 45' in text
+    # copier 9 exits 0 after an update with conflicts: git is what shows them.
+    # The file is unmerged in the index (as after a conflicting git merge), and
+    # `git diff --check` fails on the markers.
+    assert result.returncode == 0, result.stderr
+    assert "UU gunicorn.conf.py" in git("status", "--porcelain", cwd=service.path).splitlines()
+    check = subprocess.run(["git", "diff", "--check"], cwd=service.path, capture_output=True, text=True)
+    assert check.returncode != 0 and "leftover conflict marker" in check.stdout
+
+
+def test_renamed_question_keeps_the_old_answer_without_prompting(template, tmp_path):
+    service = ServiceRepo(template.path, tmp_path / "service", web_threads=4)
+    for relative in ["copier.yml", "template/gunicorn.conf.py.jinja", "template/.env.example.jinja"]:
+        path = template.path / relative
+        path.write_text(path.read_text().replace("web_threads", "gunicorn_threads"))
+    with (template.path / "copier.yml").open("a") as copier_yml:
+        copier_yml.write(
+            "\n_migrations:\n"
+            '  - version: "1.1.0"\n'
+            "    when: \"{{ _stage == 'before' }}\"\n"
+            "    command:\n"
+            '      - "{{ _copier_python }}"\n'
+            '      - "{{ _copier_conf.src_path }}/extensions/migrations.py"\n'
+            "      - rename-answer\n"
+            "      - web_threads\n"
+            "      - gunicorn_threads\n"
+        )
+    template.release("1.1.0", "web_threads is now gunicorn_threads")
+
+    result = service.update("v1.1.0")
+
+    assert result.returncode == 0, result.stderr
+    answers = yaml.safe_load(service.read(".copier-answers.yml"))
+    assert "web_threads" not in answers
+    assert answers["gunicorn_threads"] == 4
+    assert 'int_from_env("GUNICORN_THREADS", 4, minimum=1)' in service.read("gunicorn.conf.py")
+    assert service.changed_files() == [".copier-answers.yml"]
+
+
+def test_a_file_the_owner_deleted_stays_deleted(template, tmp_path):
+    service = ServiceRepo(template.path, tmp_path / "service")
+    (service.path / ".pre-commit-config.yaml").unlink()
+    (service.path / "docker-compose.yml").unlink()
+    service.commit("We use neither pre-commit nor the development stack")
+    template_only_change(template)
+
+    result = service.update("v1.1.0")
+
+    assert result.returncode == 0, result.stderr
+    assert not (service.path / ".pre-commit-config.yaml").exists()
+    assert not (service.path / "docker-compose.yml").exists()
+    assert "lint: install  # ruff" in service.read("Makefile")
+
+
+def previous_release():
+    """(version, commit) of the newest "Release vX.Y.Z" commit in this repository's history."""
+    log = subprocess.run(["git", "log", "--format=%H %s", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    for line in log.splitlines():
+        commit, subject = line.split(" ", 1)
+        match = re.fullmatch(r"Release v(\d+\.\d+\.\d+)", subject)
+        if match:
+            return match.group(1), commit
+    return None
+
+
+@pytest.mark.service
+@pytest.mark.parametrize("variant", ["defaults", "s3-no-proxy-no-beat-sentry"])
+def test_update_from_the_previous_release_to_now(tmp_path, variant):
+    from conftest import answers_for
+    from service_env import Service, service_venv
+
+    release = previous_release()
+    require(release, "no 'Release vX.Y.Z' commit in this repository's history")
+    version, commit = release
+    # A clone with the release tagged, and the work tree as it is now tagged after it.
+    repo = tmp_path / "template"
+    git("clone", "--quiet", "--no-checkout", str(ROOT), str(repo), cwd=tmp_path)
+    git("checkout", "--quiet", commit, cwd=repo)
+    git("tag", "--force", f"v{version}", cwd=repo)
+    for name in TEMPLATE_PATHS:
+        shutil.rmtree(repo / name, ignore_errors=True) if (repo / name).is_dir() else (repo / name).unlink(
+            missing_ok=True
+        )
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, repo / name)
+    git("add", "--all", cwd=repo)
+    git("commit", "--quiet", "--allow-empty", "-m", "Now", cwd=repo)
+    major, minor, patch = map(int, version.split("."))
+    git("tag", f"v{major}.{minor}.{patch + 1}", cwd=repo)
+
+    answers = answers_for(variant)
+    service = ServiceRepo(
+        repo,
+        tmp_path / "service",
+        version=f"v{version}",
+        **{k: v for k, v in answers.items() if k not in REQUIRED_ANSWERS},
+    )
+    result = service.update(f"v{major}.{minor}.{patch + 1}")
+
+    assert result.returncode == 0, result.stderr
+    assert not [
+        path
+        for path in service.path.rglob("*")
+        if path.is_file() and ".git" not in path.parts and CONFLICT_MARKER.search(path.read_text(errors="ignore"))
+    ]
+    assert yaml.safe_load(service.read(".copier-answers.yml"))["_commit"] == f"v{major}.{minor}.{patch + 1}"
+    runner = Service(service.path, service_venv(service.path, answers.get("python_version", "3.13")), PACKAGE)
+    suite = runner.run(runner.bin / "pytest", "-q", "-p", "no:cacheprovider")
+    assert " passed" in suite.stdout and "failed" not in suite.stdout
