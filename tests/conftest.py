@@ -75,3 +75,28 @@ def render(copier_template, tmp_path_factory):
 
 def answers_for(name):
     return {**REQUIRED_ANSWERS, **VARIANTS[name]}
+
+
+@pytest.fixture
+def figure(record_property):
+    """figure(name, value): a measurement printed at the end of the run, never asserted."""
+
+    def record(name, value):
+        record_property(f"figure: {name}", value)
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    figures = [
+        (name.removeprefix("figure: "), value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", [])
+        if name.startswith("figure: ")
+    ]
+    if figures:
+        terminalreporter.section("figures")
+        for name, value in sorted(figures):
+            terminalreporter.write_line(f"{name}: {value}")

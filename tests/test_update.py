@@ -146,7 +146,7 @@ def template_only_change(template):
     template.release("1.1.0", "Longer keep-alive, LANGUAGE_CODE from the environment")
 
 
-def test_template_change_updates_a_customised_service_without_conflicts(template, tmp_path):
+def test_template_change_updates_a_customised_service_without_conflicts(template, tmp_path, figure):
     service = ServiceRepo(template.path, tmp_path / "service")
     owned = make_owner_changes(service)
     template_only_change(template)
@@ -154,7 +154,7 @@ def test_template_change_updates_a_customised_service_without_conflicts(template
     started = time.perf_counter()
     result = service.update("v1.1.0")
     elapsed = time.perf_counter() - started
-    print(f"\ncopier update across one version, no conflicts: {elapsed:.2f} s")
+    figure("copier update across one version, no conflicts", f"{elapsed:.2f} s")
 
     assert result.returncode == 0, result.stderr
     for relative, text in owned.items():
