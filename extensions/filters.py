@@ -64,8 +64,10 @@ def slugify(value: object) -> str:
 
 def text_error(value: object, what: str, *, required: bool = True, limit: int = 100) -> str:
     text = str(value if value is not None else "")
-    if not text.strip():
+    if not text:
         return f"{what} must not be empty." if required else ""
+    if not text.strip():
+        return f"{what} must not be empty." if required else f"{what} must be left empty or be text, not white space."
     if text != text.strip():
         return f"{what} must not start or end with white space."
     if len(text) > limit:
