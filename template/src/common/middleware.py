@@ -1,3 +1,5 @@
+from django.conf import settings
+
 from . import health
 
 PROBES = {"/health/": health.liveness, "/ready/": health.readiness}
@@ -19,3 +21,20 @@ class ProbeMiddleware:
         if probe is not None and request.method in ("GET", "HEAD"):
             return probe(request)
         return self.get_response(request)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Sends settings.CONTENT_SECURITY_POLICY (directive -> sources) on every
+    response that does not set its own."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.header = "; ".join(
+            f"{directive} {' '.join(sources)}" for directive, sources in settings.CONTENT_SECURITY_POLICY.items()
+        )
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if self.header:
+            response.headers.setdefault("Content-Security-Policy", self.header)
+        return response
