@@ -1,6 +1,8 @@
 """What the rendered files say: the production wiring is right by construction."""
 
 import re
+import shutil
+import subprocess
 
 import pytest
 import yaml
@@ -196,3 +198,18 @@ def test_postgres_version_drives_every_image(render):
         for name in ("docker-compose.yml", "docker-compose.prod.yml"):
             assert compose(service, name)["services"]["db"]["image"] == f"postgres:{version}"
         assert f"image: postgres:{version}" in (service / ".github/workflows/ci.yml").read_text()
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_no_secret_is_rendered_and_env_stays_out_of_git(render, variant, tmp_path):
+    service = tmp_path / "service"
+    shutil.copytree(render(variant), service)
+    example = (service / ".env.example").read_text()
+    for name in ("SECRET_KEY", "POSTGRES_PASSWORD", "EMAIL_URL"):
+        assert re.search(rf"^{name}=$", example, re.M), f"{name} must be rendered empty"
+    if answers_for(variant).get("media_backend") == "s3":
+        assert re.search(r"^AWS_SECRET_ACCESS_KEY=$", example, re.M)
+    (service / ".env").write_text(example.replace("SECRET_KEY=\n", "SECRET_KEY=real-secret\n"))
+    subprocess.run(["git", "init", "--quiet"], cwd=service, check=True)
+    ignored = subprocess.run(["git", "check-ignore", ".env"], cwd=service, capture_output=True, text=True)
+    assert ignored.stdout.strip() == ".env"

@@ -8,6 +8,7 @@ import uuid
 
 import boto3
 import pytest
+from conftest import VARIANTS as VARIANTS_ALL
 from conftest import answers_for
 from servers import PostgresServer, free_port
 from service_env import Service, http_get, log_of, service_venv, wait_for
@@ -305,3 +306,23 @@ def test_media_goes_to_the_configured_storage(service, postgres_server, redis_se
     assert client.get_object(Bucket=bucket, Key=name)["Body"].read() == b"hello media"
     assert url.startswith(f"{s3_server.endpoint_url}/{bucket}/{name}?")
     assert "Signature" in url or "X-Amz-Signature" in url
+
+
+@pytest.mark.parametrize("variant", [name for name in VARIANTS_ALL if name not in VARIANTS])
+def test_deployment_checks_pass_for_the_other_variants(render, variant, tmp_path):
+    answers = answers_for(variant)
+    path = tmp_path / "service"
+    shutil.copytree(render(variant), path)
+    package = answers.get("package_name", PACKAGE)
+    service = Service(path, service_venv(path, answers.get("python_version", "3.13")), package)
+    env = service.env(
+        DJANGO_SETTINGS_MODULE=f"{package}.settings.production",
+        SECRET_KEY=SECRET_KEY,
+        DATABASE_URL="postgres://app:password@db:5432/app",
+        REDIS_URL="redis://redis:6379/0",
+        EMAIL_URL="consolemail://",
+        AWS_STORAGE_BUCKET_NAME="media" if answers.get("media_backend") == "s3" else None,
+    )
+    result = service.manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+    assert " passed" in service.run(service.bin / "pytest", "-q", "-p", "no:cacheprovider").stdout
