@@ -298,3 +298,16 @@ def test_update_from_the_previous_release_to_now(tmp_path, variant):
     runner = Service(service.path, service_venv(service.path, answers.get("python_version", "3.13")), PACKAGE)
     suite = runner.run(runner.bin / "pytest", "-q", "-p", "no:cacheprovider")
     assert " passed" in suite.stdout and "failed" not in suite.stdout
+
+
+def test_rendering_is_deterministic(template, tmp_path):
+    """Nothing random or time-dependent is rendered: two renders are identical,
+    so an update's diff holds only real changes."""
+    first = ServiceRepo(template.path, tmp_path / "first").path
+    time.sleep(1.1)
+    second = ServiceRepo(template.path, tmp_path / "second").path
+    files = sorted(path.relative_to(first) for path in first.rglob("*") if path.is_file() and ".git" not in path.parts)
+    assert files == sorted(
+        path.relative_to(second) for path in second.rglob("*") if path.is_file() and ".git" not in path.parts
+    )
+    assert [name for name in files if (first / name).read_bytes() != (second / name).read_bytes()] == []
