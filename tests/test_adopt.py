@@ -171,7 +171,7 @@ def test_adopting_fixes_the_gaps_keeps_the_service_and_updates_later(tmp_path):
     assert (path / f"src/{PACKAGE}/settings/production.py").is_file()
     assert 'CMD ["gunicorn", "--config", "gunicorn.conf.py"]' in dockerfile
     compose = yaml.safe_load((path / "docker-compose.prod.yml").read_text())["services"]
-    assert compose["migrate"]["command"] == ["python", "src/manage.py", "migrate", "--noinput"]
+    assert compose["migrate"]["command"] == ["python", "src/manage.py", "migrate_locked", "--noinput"]
     assert all("healthcheck" in compose[name] for name in ("db", "redis", "web", "worker", "beat", "proxy"))
     env_example = (path / ".env.example").read_text()
     for variable in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "GUNICORN_WORKERS"):

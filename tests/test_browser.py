@@ -40,7 +40,9 @@ def browser():
     driver.quit()
 
 
-def test_admin_login_works_under_the_content_security_policy(render, postgres_server, redis_server, browser, tmp_path):
+def test_admin_login_works_under_the_content_security_policy(
+    request, render, postgres_server, redis_server, browser, tmp_path
+):
     from selenium.webdriver.common.by import By
 
     path = tmp_path / "service"
@@ -68,6 +70,7 @@ def test_admin_login_works_under_the_content_security_policy(render, postgres_se
     service.manage("collectstatic", "--noinput", env=env)
     service.manage("createsuperuser", "--noinput", "--username=admin", "--email=admin@example.org", env=env)
     gunicorn = service.start(service.bin / "gunicorn", "--config", "gunicorn.conf.py", env=env, log_name="gunicorn")
+    request.addfinalizer(service.close)
     base = f"http://localhost:{port}"
     wait_for(lambda: http_get(f"http://127.0.0.1:{port}/health/")[0] == 200, message="gunicorn")
 

@@ -36,7 +36,7 @@ class TestProductionCompose:
     def test_migrate_is_the_only_migrator(self, render, variant):
         services = compose(render(variant))["services"]
         migrate = services["migrate"]
-        assert migrate["command"] == ["python", "src/manage.py", "migrate", "--noinput"]
+        assert migrate["command"] == ["python", "src/manage.py", "migrate_locked", "--noinput"]
         assert migrate["restart"] == "no"
         assert migrate["depends_on"] == {"db": {"condition": "service_healthy"}}
         for name, service in services.items():

@@ -53,6 +53,8 @@ def production_env(service, database_url, redis_url, **extra):
     }
     if is_s3(service):
         variables["AWS_STORAGE_BUCKET_NAME"] = "media"
+    if service.answers.get("reverse_proxy") == "none":
+        variables["FORWARDED_ALLOW_IPS"] = "127.0.0.1"
     variables.update(extra)
     return service.env(**variables)
 
@@ -322,6 +324,7 @@ def test_deployment_checks_pass_for_the_other_variants(render, variant, tmp_path
         REDIS_URL="redis://redis:6379/0",
         EMAIL_URL="consolemail://",
         AWS_STORAGE_BUCKET_NAME="media" if answers.get("media_backend") == "s3" else None,
+        FORWARDED_ALLOW_IPS="127.0.0.1" if answers.get("reverse_proxy") == "none" else None,
     )
     result = service.manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.stdout.strip() == "System check identified no issues (0 silenced)."
