@@ -190,16 +190,21 @@ def test_gunicorn_config_sizes_workers_from_the_cpus_and_rejects_bad_values(serv
     assert config["control_socket"] == "/dev/shm/obc-management-system-gunicorn.ctl"
     assert config["worker_tmp_dir"] == "/dev/shm"
 
-    rejected = service.run(
-        service.bin / "gunicorn",
-        "--config",
-        "gunicorn.conf.py",
-        "--print-config",
-        env=service.env(GUNICORN_WORKERS="abc"),
-        check=False,
-    )
-    assert rejected.returncode != 0
-    assert "GUNICORN_WORKERS must be a whole number, got 'abc'." in rejected.stderr
+    for variable, value, message in [
+        ("GUNICORN_WORKERS", "abc", "GUNICORN_WORKERS must be a whole number, got 'abc'."),
+        ("GUNICORN_TIMEOUT", "-5", "GUNICORN_TIMEOUT must be at least 1, got -5."),
+        ("GUNICORN_THREADS", "0", "GUNICORN_THREADS must be at least 1, got 0."),
+    ]:
+        rejected = service.run(
+            service.bin / "gunicorn",
+            "--config",
+            "gunicorn.conf.py",
+            "--print-config",
+            env=service.env(**{variable: value}),
+            check=False,
+        )
+        assert rejected.returncode != 0
+        assert message in rejected.stderr
 
 
 def start_worker(service, env, *extra):
