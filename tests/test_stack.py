@@ -1,0 +1,739 @@
+"""The rendered service's production image and compose stack, on a real
+Docker engine (issue 3).
+
+The image is built from the rendered Dockerfile; the stack is the rendered
+docker-compose.prod.yml, started with an env file made from .env.example.
+Where no registry is reachable, docker_env provides a local base image and
+stand-ins for postgres, redis and caddy (see docker_env.py). The only
+additions for the test are a compose override file that gives Caddy its
+internal CA instead of Let's Encrypt and publishes its ports on free
+loopback ports, and a moto S3 endpoint for the s3 variant.
+
+The tests print figures (build times, image sizes, time to healthy, memory);
+run with ``-s`` to see them. Every stack is taken down with its volumes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import http.client
+import json
+import re
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import docker_env
+import pytest
+from conftest import require
+from docker_env import docker
+from servers import S3Server, free_port
+
+# One xdist worker runs all of them: they share the engine, the images and
+# the host's ports, and each stack takes a good part of the machine.
+pytestmark = pytest.mark.xdist_group("docker")
+
+DOMAIN = "obcms.example.org"
+# Seconds between beat's heartbeat runs in the test stacks (60 in production).
+HEARTBEAT_INTERVAL = 3
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+
+def figure(label: str, value: str) -> None:
+    print(f"\n[figure] {label}: {value}")
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:.0f} MB"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """A usable engine: a skip on a laptop without one, a failure under CI."""
+    problem = docker_env.engine_problem()
+    require(problem is None, problem)
+
+
+def base_image_for(service: Path) -> str:
+    version = re.search(r"^python_version: *'?([\d.]+)", (service / ".copier-answers.yml").read_text(), re.M)
+    try:
+        return docker_env.python_base_image(version.group(1))
+    except docker_env.ImageError as error:
+        require(False, str(error))
+
+
+def build(service: Path, tag: str, base: str, *extra: str) -> tuple[float, str]:
+    """Build the production target; returns (seconds, plain progress output)."""
+    started = time.monotonic()
+    result = docker(
+        "build",
+        "--progress=plain",
+        "--target=production",
+        f"--build-arg=PYTHON_IMAGE={base}",
+        f"--tag={tag}",
+        *extra,
+        str(service),
+        timeout=1800,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-4000:]
+    return elapsed, result.stderr
+
+
+def step_cached(progress: str, needle: str) -> bool:
+    """Whether the build step whose instruction contains needle was CACHED."""
+    steps = re.findall(r"^#(\d+) \[[^\]]*\] (.*)$", progress, re.M)
+    numbers = {number for number, instruction in steps if needle in instruction}
+    assert numbers, f"no build step runs {needle!r}"
+    return all(re.search(rf"^#{number} CACHED$", progress, re.M) for number in numbers)
+
+
+def run_in_image(image: str, script: str) -> str:
+    return docker("run", "--rm", "--entrypoint=sh", image, "-c", script).stdout
+
+
+def image_size(image: str) -> int:
+    return int(docker("image", "inspect", "--format", "{{.Size}}", image).stdout)
+
+
+def copy_service(service: Path, tmp_path_factory, name: str) -> Path:
+    """A private copy of a rendered service: the tests write .env into it."""
+    copy = tmp_path_factory.mktemp(f"stack-{name}") / "service"
+    shutil.copytree(service, copy, symlinks=True)
+    return copy
+
+
+def env_file(service: Path, values: dict[str, str]) -> str:
+    """The service's .env: .env.example with the given values set (added if absent)."""
+    lines = (service / ".env.example").read_text().splitlines()
+    remaining = dict(values)
+    for index, line in enumerate(lines):
+        name = line.partition("=")[0].lstrip("# ").strip()
+        if name in remaining and "=" in line:
+            lines[index] = f"{name}={remaining.pop(name)}"
+    lines += [f"{name}={value}" for name, value in remaining.items()]
+    text = "\n".join(lines) + "\n"
+    (service / ".env").write_text(text)
+    return text
+
+
+class Response:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes):
+        self.status, self.headers, self.body = status, headers, body
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.headers}>"
+
+
+def http_get(port: int, path: str, *, host: str = DOMAIN, cafile: Path | None = None, headers=None) -> Response:
+    """GET from 127.0.0.1:port with the given Host (and TLS server name, with cafile)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if cafile:
+        sock = ssl.create_default_context(cafile=str(cafile)).wrap_socket(sock, server_hostname=host)
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    connection.sock = sock
+    try:
+        connection.request("GET", path, headers={"Host": host, **(headers or {})})
+        response = connection.getresponse()
+        return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        connection.close()
+
+
+# Run by `python -c` in the web container: a GET to gunicorn on its own
+# port, printed as JSON (no curl in the image).
+CONTAINER_GET = """
+import http.client, json, sys
+c = http.client.HTTPConnection("127.0.0.1", 8000, timeout=10)
+c.request("GET", sys.argv[1], headers=json.loads(sys.argv[2]))
+r = c.getresponse()
+print(json.dumps([r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read().decode(errors="replace")]))
+"""
+
+
+class Stack:
+    """The rendered production compose file, as a uniquely named project."""
+
+    def __init__(self, service: Path, name: str, files: list[str]):
+        self.service = service
+        self.project = f"stacktest-{name}-{secrets.token_hex(3)}"
+        self.files = files
+        self.values: dict[str, str] = {}  # what the test wrote into .env
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+        files = [f"--file={file}" for file in self.files]
+        command = ["compose", f"--project-name={self.project}", *files, *args]
+        return docker(*command, timeout=timeout, check=check, cwd=self.service)
+
+    def containers(self) -> list[dict]:
+        """docker inspect of every container of the project, stopped ones too."""
+        ids = docker("ps", "-aq", f"--filter=label=com.docker.compose.project={self.project}").stdout.split()
+        return json.loads(docker("inspect", *ids).stdout) if ids else []
+
+    def by_service(self) -> dict[str, list[dict]]:
+        result: dict[str, list[dict]] = {}
+        for container in self.containers():
+            result.setdefault(container["Config"]["Labels"]["com.docker.compose.service"], []).append(container)
+        return result
+
+    def state(self, service: str) -> dict:
+        (container,) = self.by_service()[service]
+        return container["State"] | {"RestartCount": container["RestartCount"]}
+
+    def exec(self, service: str, *command: str, check: bool = True, timeout: float = 120) -> str:
+        return self.compose("exec", "-T", service, *command, check=check, timeout=timeout).stdout
+
+    def manage_shell(self, code: str) -> str:
+        return self.exec("web", "python", "src/manage.py", "shell", "--no-imports", "-c", code).strip()
+
+    def web_get(self, path: str, headers=None) -> Response:
+        """A request to gunicorn from inside the web container."""
+        output = self.exec("web", "python", "-c", CONTAINER_GET, path, json.dumps(headers or {}))
+        status, headers, body = json.loads(output)
+        return Response(status, headers, body.encode())
+
+    def logs(self, *services: str) -> str:
+        return self.compose("logs", "--no-color", *services, check=False).stdout
+
+    def up(self) -> float:
+        started = time.monotonic()
+        result = self.compose("up", "--detach", "--wait", "--wait-timeout=300", timeout=900, check=False)
+        elapsed = time.monotonic() - started
+        assert result.returncode == 0, f"{result.stderr[-3000:]}\n{self.logs()[-8000:]}"
+        return elapsed
+
+    def down(self) -> None:
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout=30", check=False, timeout=600)
+
+    def memory(self) -> int:
+        """Bytes of memory used by the running containers (docker stats)."""
+        ids = docker("ps", "-q", f"--filter=label=com.docker.compose.project={self.project}").stdout.split()
+        stats = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", *ids).stdout.splitlines()
+        units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+        total = 0
+        for line in stats:
+            number, unit = re.match(r"([\d.]+)\s*([KMG]iB|B)", line).groups()
+            total += float(number) * units[unit]
+        return int(total)
+
+
+class Proxy:
+    """Caddy's published ports (looked up on each request: a restarted
+    container gets new ones) and the file its root CA is copied to."""
+
+    def __init__(self, stack: Stack, ca: Path):
+        self.stack, self.ca = stack, ca
+
+    def get(self, path: str, *, tls: bool = True, headers=None) -> Response:
+        published = self.stack.compose("port", "proxy", "443" if tls else "80").stdout.strip()
+        port = int(published.rpartition(":")[2])
+        return http_get(port, path, cafile=self.ca if tls else None, headers=headers)
+
+
+# Test only: certificates from Caddy's own CA instead of Let's Encrypt (the
+# test domain cannot get a public one). The rendered Caddyfile is used as it
+# is, imported after these global options.
+TEST_CADDYFILE = """\
+{
+\tlocal_certs
+\tskip_install_trust
+}
+
+import /etc/caddy/Caddyfile.site
+"""
+
+# The compose override of the Caddy stacks: the Caddyfile above, and the
+# proxy's ports on free loopback ports instead of the host's 80 and 443.
+# (!override needs Compose 2.24.4 or later.)
+CADDY_OVERRIDE = """\
+services:
+  proxy:
+    ports: !override
+      - "127.0.0.1::80"
+      - "127.0.0.1::443"
+    volumes:
+      - ./test-caddy/Caddyfile:/etc/caddy/Caddyfile:ro
+      - ./Caddyfile:/etc/caddy/Caddyfile.site:ro
+"""
+
+
+# --------------------------------------------------------------------------
+# 1. The production image
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def defaults_image(engine, render):
+    """The defaults service's production image: tag, base, build output."""
+    service = render("defaults")
+    base = base_image_for(service)
+    tag = "stacktest-image:latest"
+    seconds, progress = build(service, tag, base, "--no-cache")
+    yield {"service": service, "tag": tag, "base": base, "seconds": seconds, "progress": progress}
+    docker("rmi", tag, check=False)
+
+
+def test_production_image_is_non_root_with_collected_static_files_and_no_secrets(defaults_image):
+    image = defaults_image["tag"]
+    config = json.loads(docker("image", "inspect", image).stdout)[0]["Config"]
+
+    # A non-root user, by number, and it is what the container runs as.
+    assert config["User"] and config["User"].split(":")[0] not in ("0", "root")
+    assert run_in_image(image, "id -u").strip() != "0"
+
+    # Static files: collected with the manifest of hashed names, and compressed.
+    static = "/app/staticfiles"
+    manifest = json.loads(run_in_image(image, f"cat {static}/staticfiles.json"))
+    hashed = manifest["paths"]["admin/css/base.css"]
+    assert re.fullmatch(r"admin/css/base\.[0-9a-f]{12}\.css", hashed)
+    listing = run_in_image(image, f"cd {static} && find . -type f").split()
+    assert f"./{hashed}" in listing
+    assert f"./{hashed}.gz" in listing
+    assert sum(name.endswith(".gz") for name in listing) > 10
+
+    # No .env, no test files, no secret in the environment or the history.
+    app_files = run_in_image(image, "cd /app && find . -path ./staticfiles -prune -o -print").split()
+    assert not [name for name in app_files if re.search(r"(^|/)\.env", name)]
+    assert not [name for name in app_files if re.search(r"(^|/)(tests?|conftest\.py|test_[^/]*\.py)$", name)]
+    env_names = {entry.partition("=")[0] for entry in config["Env"]}
+    assert not env_names & {"SECRET_KEY", "POSTGRES_PASSWORD", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY", "EMAIL_URL"}
+    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+    assert not re.search(r"SECRET_KEY=[\"']?[A-Za-z0-9_-]{20}", history), "a literal secret key in a layer"
+
+    size, base_size = image_size(image), image_size(defaults_image["base"])
+    figure("cold build (--no-cache; pip's download cache may be warm)", f"{defaults_image['seconds']:.0f} s")
+    figure("image size", megabytes(size))
+    figure(f"added over the base image {defaults_image['base']}", megabytes(size - base_size))
+
+
+def test_a_code_change_rebuilds_without_reinstalling_dependencies(defaults_image, tmp_path_factory):
+    service = copy_service(defaults_image["service"], tmp_path_factory, "rebuild")
+    package = re.search(r"^package_name: *(\S+)", (service / ".copier-answers.yml").read_text(), re.M).group(1)
+    urls = service / "src" / package / "urls.py"
+    # Unique, or the build cache may hold this very change from an earlier run.
+    urls.write_text(urls.read_text() + f"# a one-line change {secrets.token_hex(8)}\n")
+    tag = "stacktest-rebuild:latest"
+    try:
+        seconds, progress = build(service, tag, defaults_image["base"])
+        figure("rebuild after a one-line change to a Python file", f"{seconds:.1f} s")
+        assert step_cached(progress, "pip install"), "the dependency layer was rebuilt"
+        assert not step_cached(progress, "collectstatic"), "the code change did not reach the image"
+    finally:
+        docker("rmi", tag, check=False)
+
+
+# --------------------------------------------------------------------------
+# 2-7. The production stack
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3(engine):
+    """A moto S3 endpoint on the host's address on Docker's bridge: the
+    containers and the test reach it at the same URL."""
+    server = S3Server()
+    server.host = docker_env.bridge_gateway()
+    with server:
+        server.start()
+        boto3.client(
+            "s3",
+            endpoint_url=server.endpoint_url,
+            aws_access_key_id=server.access_key,
+            aws_secret_access_key=server.secret_key,
+            region_name=server.region,
+        ).create_bucket(Bucket="media")
+        yield server
+
+
+def start_stack(render, tmp_path_factory, variant: str, s3_server: S3Server | None = None):
+    """Build the variant's image, write .env, start the stack; yields the Stack."""
+    service = copy_service(render(variant), tmp_path_factory, variant)
+    answers = (service / ".copier-answers.yml").read_text()
+    caddy = "reverse_proxy: caddy" in answers
+    base = base_image_for(service)
+    images = docker_env.compose_images(service / "docker-compose.prod.yml")
+    how = docker_env.ensure_images(images, base)
+    figure(f"{variant}: images", ", ".join(f"{name} ({source})" for name, source in how.items()))
+
+    tag = f"stacktest-{variant}:latest"
+    seconds, _ = build(service, tag, base)
+    figure(f"{variant}: image build (cached layers reused)", f"{seconds:.0f} s")
+
+    values = {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "POSTGRES_PASSWORD": secrets.token_hex(24),
+        "EMAIL_URL": "consolemail://",
+        "IMAGE": tag,
+        "CELERY_HEARTBEAT_INTERVAL": str(HEARTBEAT_INTERVAL),
+    }
+    files = ["docker-compose.prod.yml"]
+    if caddy:
+        (service / "test-caddy").mkdir()
+        (service / "test-caddy" / "Caddyfile").write_text(TEST_CADDYFILE)
+        (service / "docker-compose.test.yml").write_text(CADDY_OVERRIDE)
+        files.append("docker-compose.test.yml")
+    else:
+        # The test is the load balancer: it reaches web through a published
+        # port, from the gateway of the project's network, somewhere in
+        # Docker's default address pools.
+        values["WEB_PORT"] = str(free_port())
+        values["FORWARDED_ALLOW_IPS"] = "172.16.0.0/12,192.168.0.0/16"
+    if s3_server:
+        values |= {
+            "AWS_STORAGE_BUCKET_NAME": "media",
+            "AWS_ACCESS_KEY_ID": s3_server.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+            "AWS_S3_REGION_NAME": s3_server.region,
+            "AWS_S3_ENDPOINT_URL": s3_server.endpoint_url,
+        }
+    env_file(service, values)
+
+    stack = Stack(service, variant, files)
+    stack.values = values
+    try:
+        seconds = stack.up()
+        figure(f"{variant}: from `up` to every service healthy", f"{seconds:.0f} s")
+        yield stack
+    finally:
+        stack.down()
+        docker("rmi", tag, check=False)
+
+
+def wait_for(condition, timeout: float, interval: float = 0.5, message: str = ""):
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(Exception):
+            result = condition()
+            if result:
+                return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s: {message}")
+        time.sleep(interval)
+
+
+def save_media(stack: Stack, content: bytes) -> str:
+    """Saves a file through Django's default storage, from web; returns its URL."""
+    code = (
+        "from django.core.files.base import ContentFile; from django.core.files.storage import default_storage;"
+        f"name = default_storage.save('test/hello.txt', ContentFile({content!r})); print(default_storage.url(name))"
+    )
+    return stack.manage_shell(code)
+
+
+class StackChecks:
+    """The checks of issue 3, steps 2-7, on one running stack (fixture `stack`)."""
+
+    long_running = ("db", "redis", "web", "worker", "beat", "proxy")
+
+    def test_every_service_is_healthy_and_only_migrate_migrated_once(self, stack):
+        services = stack.by_service()
+        for name in self.long_running:
+            if name not in services:
+                continue
+            (container,) = services[name]
+            assert container["State"]["Status"] == "running", name
+            assert container["State"]["Health"]["Status"] == "healthy", name
+
+        (migrate,) = services["migrate"]
+        assert migrate["State"]["Status"] == "exited"
+        assert migrate["State"]["ExitCode"] == 0
+        assert migrate["RestartCount"] == 0
+        migrate_logs = stack.logs("migrate")
+        assert "Applying auth." in migrate_logs or "Applying contenttypes." in migrate_logs
+        finished = migrate["State"]["FinishedAt"]
+        for name in ("web", "worker", "beat"):
+            if name in services:
+                (container,) = services[name]
+                # RFC 3339 with nanoseconds, all in UTC: they compare as strings.
+                assert container["State"]["StartedAt"] > finished, f"{name} started before migrate finished"
+                assert "Applying " not in stack.logs(name), f"{name} ran migrations"
+
+        figure(f"{stack.project}: memory of the stack at idle", megabytes(stack.memory()))
+
+    def test_probes_and_security_headers(self, stack):
+        assert stack.web_get("/health/").status == 200
+        ready = stack.web_get("/ready/")
+        assert ready.status == 200, ready.text
+        page = self.site_get(stack, "/admin/login/")
+        assert page.status == 200, page
+        for header, expected in {
+            "strict-transport-security": "max-age=31536000",
+            "x-content-type-options": "nosniff",
+            "x-frame-options": "DENY",
+            "referrer-policy": "same-origin",
+            "cross-origin-opener-policy": "same-origin",
+        }.items():
+            assert expected in page.headers.get(header, ""), (header, page.headers)
+
+    def test_admin_login_renders_with_hashed_compressed_far_future_css(self, stack):
+        page = self.site_get(stack, "/admin/login/")
+        assert 'id="login-form"' in page.text
+        stylesheet = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', page.text)
+        assert stylesheet, "the login page links no hashed stylesheet"
+        css = self.site_get(stack, stylesheet.group(1), headers={"Accept-Encoding": "gzip"})
+        assert css.status == 200
+        assert css.headers["content-type"].startswith("text/css")
+        assert css.headers.get("content-encoding") in ("gzip", "zstd"), css.headers
+        max_age = int(re.search(r"max-age=(\d+)", css.headers["cache-control"]).group(1))
+        assert max_age >= 365 * 24 * 3600, css.headers["cache-control"]
+
+    def test_a_task_sent_from_web_runs_on_the_worker_and_beat_schedules_the_heartbeat(self, stack):
+        assert stack.manage_shell("from common.tasks import add; print(add.delay(2, 3).get(timeout=30))") == "5"
+        assert "common.tasks.add" in stack.logs("worker")
+        if "beat" not in self.long_running:
+            assert "beat" not in stack.by_service()
+            return
+
+        def heartbeat():
+            code = (
+                "from django.core.cache import cache; from common.tasks import HEARTBEAT_KEY as K; print(cache.get(K))"
+            )
+            return stack.manage_shell(code) != "None"
+
+        wait_for(heartbeat, timeout=HEARTBEAT_INTERVAL * 5, interval=1, message="beat's heartbeat task never ran")
+
+    def test_plain_http_redirects_to_https(self, stack):
+        response = self.plain_http_get(stack, "/admin/login/")
+        assert response.status in (301, 302, 307, 308), response
+        assert response.headers["location"].startswith(f"https://{DOMAIN}")
+
+    def test_media_saved_by_django_is_served_back(self, stack):
+        content = f"hello from {stack.project}".encode()
+        assert self.media_get(stack, save_media(stack, content)) == content
+
+    def test_stopping_the_database_turns_ready_to_503_and_back_without_restarting_web(self, stack):
+        before = stack.state("web")
+        stack.compose("stop", "db")
+        try:
+            started = time.monotonic()
+            wait_for(lambda: stack.web_get("/ready/").status == 503, timeout=15, message="/ready/ stayed 200")
+            figure("/ready/ turned 503 after the database stopped", f"{time.monotonic() - started:.1f} s")
+            assert "database" in stack.web_get("/ready/").text.lower()
+            assert stack.web_get("/health/").status == 200
+        finally:
+            stack.compose("start", "db")
+        wait_for(lambda: stack.web_get("/ready/").status == 200, timeout=60, message="/ready/ did not recover")
+        after = stack.state("web")
+        assert (after["StartedAt"], after["RestartCount"]) == (before["StartedAt"], before["RestartCount"])
+
+    def test_stop_is_clean_and_a_request_and_a_task_in_flight_are_not_lost(self, stack):
+        # A task the worker holds (received, not yet acknowledged) at the stop.
+        task_id = stack.manage_shell("from common.tasks import add; print(add.apply_async((20, 22), countdown=15).id)")
+        wait_for(lambda: task_id in stack.logs("worker"), timeout=10, message="the worker never received the task")
+
+        # A request in flight at the stop: with the database paused, /ready/
+        # waits on it while the stop begins. (Not Redis: beat, stopped while
+        # its broker hangs, exits 1 with "invalid operation on closed shelf".)
+        # The services in front of the database stop first, as `compose stop`
+        # orders them; the paused database is resumed before it is stopped
+        # itself (stopping a paused container can hang the engine).
+        app_services = [name for name in stack.by_service() if name not in ("db", "redis", "migrate")]
+        stack.compose("pause", "db")
+        with concurrent.futures.ThreadPoolExecutor() as pool:
+            request = pool.submit(self.site_get, stack, "/ready/")
+            time.sleep(0.5)
+            assert not request.done(), "the request was not in flight"
+            started = time.monotonic()
+            stop = pool.submit(stack.compose, "stop", *app_services, timeout=900)
+            time.sleep(1)
+            assert not request.done(), "the request was not in flight at the stop"
+            stack.compose("unpause", "db")
+            response = request.result(timeout=60)
+            stop.result()
+        stack.compose("stop", timeout=900)
+        figure(f"{stack.project}: docker compose stop", f"{time.monotonic() - started:.1f} s")
+        assert response.status in (200, 503), response
+        assert json.loads(response.body)["status"] in ("ok", "unavailable")
+
+        # Every container stopped on its own: exit status 0 (one killed at
+        # the end of its grace period would show 137).
+        for name, (container,) in stack.by_service().items():
+            if name == "migrate":
+                continue
+            state = container["State"]
+            assert state["Status"] == "exited", name
+            assert state["ExitCode"] == 0, f"{name} exited with {state['ExitCode']}:\n{stack.logs(name)[-5000:]}"
+            assert not state["OOMKilled"], name
+
+        # Started again, the stack runs the task it had not acknowledged.
+        stack.up()
+        code = f"from common.tasks import add; print(add.AsyncResult({task_id!r}).get(timeout=60))"
+        assert stack.manage_shell(code) == "42"
+
+    # The variant's ways in. (The stop test comes last in this class on
+    # purpose: pytest runs a base class's tests before its subclass's.)
+
+    def site_get(self, stack, path, headers=None) -> Response:
+        """A request the way clients make it: over HTTPS."""
+        raise NotImplementedError
+
+    def plain_http_get(self, stack, path) -> Response:
+        """A request over plain HTTP."""
+        raise NotImplementedError
+
+    def media_get(self, stack, url) -> bytes:
+        """The body of a media file at the URL Django gave."""
+        raise NotImplementedError
+
+
+@pytest.mark.usefixtures("engine")
+class TestDefaultsStack(StackChecks):
+    """Caddy in front, media on a volume."""
+
+    @pytest.fixture(scope="class")
+    def stack(self, render, tmp_path_factory):
+        yield from start_stack(render, tmp_path_factory, "defaults")
+
+    @pytest.fixture(scope="class")
+    def proxy(self, stack, tmp_path_factory):
+        """Requests to Caddy, over HTTPS checked against its internal root CA."""
+        proxy = Proxy(stack, tmp_path_factory.mktemp("caddy-ca") / "root.crt")
+
+        def fetch_ca():
+            proxy.ca.write_text(stack.exec("proxy", "cat", "/data/caddy/pki/authorities/local/root.crt"))
+            return proxy.get("/health/").status == 200
+
+        wait_for(fetch_ca, timeout=60, interval=1, message="no HTTPS from Caddy with its internal CA")
+        stack.proxy = proxy
+        return proxy
+
+    def site_get(self, stack, path, headers=None):
+        return stack.proxy.get(path, headers=headers)
+
+    @pytest.fixture(autouse=True, scope="class")
+    def _attach_proxy(self, proxy):
+        """site_get needs the proxy in every test of the class."""
+
+    def plain_http_get(self, stack, path):
+        return stack.proxy.get(path, tls=False)
+
+    def media_get(self, stack, url):
+        # Served by Caddy from the media volume, as inert as any user upload.
+        assert url.startswith("/media/"), url
+        response = stack.proxy.get(url)
+        assert response.status == 200, response
+        assert response.headers.get("x-content-type-options") == "nosniff"
+        assert "sandbox" in response.headers.get("content-security-policy", "")
+        return response.body
+
+
+@pytest.mark.usefixtures("engine")
+class TestS3NoProxyStack(StackChecks):
+    """No proxy (an external load balancer terminates TLS), media on S3 (moto)."""
+
+    long_running = ("db", "redis", "web", "worker")
+
+    @pytest.fixture(scope="class")
+    def stack(self, render, tmp_path_factory, s3):
+        yield from start_stack(render, tmp_path_factory, "s3-no-proxy-no-beat-sentry", s3)
+
+    def site_get(self, stack, path, headers=None):
+        # What the load balancer sends: the public host, and HTTPS said in a header.
+        port = int(stack.values["WEB_PORT"])
+        return http_get(port, path, headers={"X-Forwarded-Proto": "https", **(headers or {})})
+
+    def plain_http_get(self, stack, path):
+        # No X-Forwarded-Proto: Django itself redirects to HTTPS.
+        return http_get(int(stack.values["WEB_PORT"]), path)
+
+    def media_get(self, stack, url):
+        # A signed URL of the S3 endpoint, fetched as a browser would.
+        assert url.startswith(stack.values["AWS_S3_ENDPOINT_URL"] + "/media/"), url
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - the test's own endpoint
+            return response.read()
+
+
+# --------------------------------------------------------------------------
+# 8. The seed checks, as a user runs them
+# --------------------------------------------------------------------------
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("0.0.0.0", port))  # noqa: S104 - where compose publishes
+        except OSError:
+            return False
+        return True
+
+
+def test_seed_checks(engine, render, tmp_path_factory, monkeypatch):
+    """Issue 3, step 8, on a service rendered with package_name=obc_management.
+
+    `python manage.py ...` runs in the built image (the user's virtualenv is
+    the image's); collectstatic writes to a STATIC_ROOT in /tmp because the
+    image's own is read-only for its non-root user. The web port is published
+    only through Caddy, so `curl http://localhost:8000/health/` is the
+    documented equivalent: the healthcheck script run in the web container.
+    """
+    service = copy_service(render("explicit-workers"), tmp_path_factory, "seed")
+    assert "package_name: obc_management" in (service / ".copier-answers.yml").read_text()
+    require(port_is_free(80) and port_is_free(443), "the seed check's stack publishes ports 80 and 443")
+    base = base_image_for(service)
+    docker_env.ensure_images(docker_env.compose_images(service / "docker-compose.prod.yml"), base)
+
+    # docker build --target production -t obcms:test .
+    build_args = [] if base.startswith("python:") else [f"--build-arg=PYTHON_IMAGE={base}"]
+    docker("build", "--target", "production", "-t", "obcms:test", *build_args, ".", cwd=service, timeout=1800)
+    values = {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "POSTGRES_PASSWORD": secrets.token_hex(24),
+        "EMAIL_URL": "consolemail://",
+        "IMAGE": "obcms:test",
+    }
+    env_file(service, values)
+    # What compose adds to .env for the app containers.
+    urls = [
+        f"--env=DATABASE_URL=postgres://app:{values['POSTGRES_PASSWORD']}@db:5432/app",
+        "--env=REDIS_URL=redis://redis:6379/0",
+    ]
+
+    def manage(*command: str, env=()) -> str:
+        """The command's output, run in the image as `python ...` from src/."""
+        run = ["run", "--rm", "--env-file=.env", *urls, *env, "--workdir=/app/src", "obcms:test", *command]
+        result = docker(*run, cwd=service, check=False)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout + result.stderr
+
+    settings = "--settings=obc_management.settings.production"
+    checks = manage("python", "manage.py", "check", "--deploy", settings)
+    assert "System check identified no issues (0 silenced)" in checks
+    collected = manage(
+        "python", "manage.py", "collectstatic", "--noinput", settings, env=["--env=STATIC_ROOT=/tmp/staticfiles"]
+    )  # fmt: skip
+    assert "static files copied" in collected
+    celery = manage("python", "-c", "from obc_management import celery_app; print(celery_app)")
+    assert "<Celery obc_management" in celery
+
+    # docker compose -f docker-compose.prod.yml up -d, under a project name of
+    # its own (COMPOSE_PROJECT_NAME overrides the file's `name:`).
+    stack = Stack(service, "seed", ["docker-compose.prod.yml"])
+    monkeypatch.setenv("COMPOSE_PROJECT_NAME", stack.project)
+    try:
+        docker("compose", "-f", "docker-compose.prod.yml", "up", "-d", cwd=service, timeout=600)
+        for path in ("/health/", "/ready/"):
+
+            def answers(path=path):
+                return stack.compose("exec", "-T", "web", "scripts/http_probe.sh", path, check=False).returncode == 0
+
+            wait_for(answers, timeout=180, interval=2, message=f"{path} never answered 200")
+        assert stack.web_get("/ready/").status == 200
+    finally:
+        stack.down()
+        docker("rmi", "obcms:test", check=False)
