@@ -2,15 +2,17 @@
 Celery and S3-compatible storage."""
 
 import json
+import os
 import shutil
 import signal
+import time
 import uuid
 
 import boto3
 import pytest
 from conftest import VARIANTS as VARIANTS_ALL
 from conftest import answers_for
-from servers import PostgresServer, free_port
+from servers import PostgresServer, RedisServer, free_port
 from service_env import Service, http_get, log_of, service_venv, wait_for
 
 pytestmark = pytest.mark.service
@@ -334,3 +336,32 @@ def test_deployment_checks_pass_for_the_other_variants(render, variant, tmp_path
     result = service.manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.stdout.strip() == "System check identified no issues (0 silenced)."
     assert " passed" in service.run(service.bin / "pytest", "-q", "-p", "no:cacheprovider").stdout
+
+
+def test_beat_stops_cleanly_while_its_broker_hangs(service, postgres_server, tmp_path):
+    if not has_beat(service):
+        return
+    with RedisServer() as redis:
+        env = production_env(
+            service,
+            postgres_server.url,
+            redis.url,
+            CELERY_HEARTBEAT_INTERVAL="1",
+            CELERY_BEAT_ALIVE_FILE=tmp_path / "beat.alive",
+        )
+        beat = service.start(
+            service.bin / "celery",
+            f"--app={PACKAGE}",
+            "beat",
+            "--loglevel=INFO",
+            f"--schedule={tmp_path / 'celerybeat-schedule'}",
+            env=env,
+            log_name="beat-hung-broker",
+        )
+        wait_for(lambda: "Sending due task heartbeat" in log_of(beat), timeout=30, message="beat to send")
+        os.kill(redis.process.pid, signal.SIGSTOP)  # Redis accepts nothing and answers nothing
+        try:
+            time.sleep(3)
+            assert service.stop(beat, signal.SIGTERM, timeout=30) == 0, log_of(beat)[-3000:]
+        finally:
+            os.kill(redis.process.pid, signal.SIGCONT)

@@ -538,8 +538,7 @@ class StackChecks:
         wait_for(lambda: task_id in stack.logs("worker"), timeout=10, message="the worker never received the task")
 
         # A request in flight at the stop: with the database paused, /ready/
-        # waits on it while the stop begins. (Not Redis: beat, stopped while
-        # its broker hangs, exits 1 with "invalid operation on closed shelf".)
+        # waits on it while the stop begins.
         # The services in front of the database stop first, as `compose stop`
         # orders them; the paused database is resumed before it is stopped
         # itself (stopping a paused container can hang the engine).
