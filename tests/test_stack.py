@@ -466,6 +466,18 @@ class StackChecks:
 
         figure(f"{stack.project}: memory of the stack at idle", megabytes(stack.memory()))
 
+    def test_app_containers_run_non_root_on_a_read_only_root_filesystem(self, stack):
+        services = stack.by_service()
+        for name in ("web", "worker", "beat"):
+            if name not in services:
+                continue
+            (container,) = services[name]
+            assert container["HostConfig"]["ReadonlyRootfs"] is True, name
+            assert stack.exec(name, "id", "-u").strip() != "0", name
+            refused = stack.exec(name, "sh", "-c", "touch /app/src/x 2>&1; echo $?", check=False)
+            assert refused.strip().splitlines()[-1] != "0", f"{name} could write its code"
+            assert stack.exec(name, "sh", "-c", "touch /tmp/x && echo ok").strip() == "ok", name
+
     def test_probes_and_security_headers(self, stack):
         assert stack.web_get("/health/").status == 200
         ready = stack.web_get("/ready/")

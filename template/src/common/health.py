@@ -53,7 +53,9 @@ def _run_check(check):
     try:
         check()
     finally:
-        connection.close()  # this thread's own database connection, if the check opened one
+        # This thread's own database connection stays open for the next probe,
+        # unless it failed or is older than CONN_MAX_AGE.
+        connection.close_if_unusable_or_obsolete()
 
 
 def readiness(request):
