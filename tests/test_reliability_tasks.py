@@ -26,6 +26,7 @@ import uuid
 
 import pytest
 import redis
+import test_service
 from conftest import answers_for
 from servers import RedisServer, find_redis_server, skip_or_fail
 from service_env import Service, log_of, service_venv, wait_for
@@ -140,16 +141,11 @@ def send(service, env, count, seconds=TASK_SECONDS):
 
 
 def start_worker(service, env, name):
-    return service.start(
-        service.bin / "celery",
-        f"--app={PACKAGE}",
-        "worker",
-        "--loglevel=INFO",
-        "--without-mingle",
-        "--without-gossip",
+    return test_service.start_worker(
+        service,
+        env,
         f"--concurrency={CONCURRENCY}",
         f"--hostname={name}@%h",
-        env=env,
         log_name=f"worker-{name}-{uuid.uuid4().hex[:6]}",
     )
 

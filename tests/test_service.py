@@ -209,7 +209,8 @@ def test_gunicorn_config_sizes_workers_from_the_cpus_and_rejects_bad_values(serv
         assert message in rejected.stderr
 
 
-def start_worker(service, env, *extra):
+def start_worker(service, env, *extra, log_name="worker"):
+    """A Celery worker with the production stack's flags."""
     return service.start(
         service.bin / "celery",
         f"--app={PACKAGE}",
@@ -219,7 +220,19 @@ def start_worker(service, env, *extra):
         "--without-gossip",
         *extra,
         env=env,
-        log_name="worker",
+        log_name=log_name,
+    )
+
+
+def start_beat(service, env, schedule, log_name="beat"):
+    return service.start(
+        service.bin / "celery",
+        f"--app={PACKAGE}",
+        "beat",
+        "--loglevel=INFO",
+        f"--schedule={schedule}",
+        env=env,
+        log_name=log_name,
     )
 
 
@@ -255,15 +268,7 @@ def test_beat_schedules_the_heartbeat_that_a_worker_runs(service, postgres_serve
     )
     service.python("import django; django.setup(); from django.core.cache import cache; cache.clear()", env=env)
     worker = start_worker(service, env, "--concurrency=1")
-    beat = service.start(
-        service.bin / "celery",
-        f"--app={PACKAGE}",
-        "beat",
-        "--loglevel=INFO",
-        f"--schedule={tmp_path / 'celerybeat-schedule'}",
-        env=env,
-        log_name="beat",
-    )
+    beat = start_beat(service, env, tmp_path / "celerybeat-schedule")
     read_heartbeat = (
         "import django; django.setup(); from django.core.cache import cache; print(cache.get('celery:heartbeat'))"
     )
@@ -349,15 +354,7 @@ def test_beat_stops_cleanly_while_its_broker_hangs(service, postgres_server, tmp
             CELERY_HEARTBEAT_INTERVAL="1",
             CELERY_BEAT_ALIVE_FILE=tmp_path / "beat.alive",
         )
-        beat = service.start(
-            service.bin / "celery",
-            f"--app={PACKAGE}",
-            "beat",
-            "--loglevel=INFO",
-            f"--schedule={tmp_path / 'celerybeat-schedule'}",
-            env=env,
-            log_name="beat-hung-broker",
-        )
+        beat = start_beat(service, env, tmp_path / "celerybeat-schedule", log_name="beat-hung-broker")
         wait_for(lambda: "Sending due task heartbeat" in log_of(beat), timeout=30, message="beat to send")
         os.kill(redis.process.pid, signal.SIGSTOP)  # Redis accepts nothing and answers nothing
         try:
