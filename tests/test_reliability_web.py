@@ -230,14 +230,6 @@ def test_requests_in_flight_survive_sigterm_and_later_connections_are_refused(se
     assert max(r["end"] - r["start"] for r in after) < 1, "a refusal took more than a second"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "gunicorn's gthread workers keep their copy of the listening socket open during the graceful stop "
-        "(they only stop polling it): a connection attempted then is accepted by the kernel, hangs until the "
-        "last worker exits, and is reset; it should be refused at once"
-    ),
-)
 def test_a_connection_attempted_during_the_graceful_stop_is_refused_at_once(service, tmp_path, figure):
     with PostgresServer() as postgres, RedisServer() as redis:
         gunicorn, port = start_gunicorn(service, tmp_path, postgres.create_database("app"), redis.url, workers=1)
