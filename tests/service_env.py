@@ -19,6 +19,9 @@ from pathlib import Path
 
 from conftest import require
 
+# A valid production SECRET_KEY (50+ random characters), for tests only.
+SECRET_KEY = "k3P9vQ2mX7rT4wY8zA1bC6dE0fG5hJ2nL9sU3vW7xZ4yQ8tR1pO6iM3kN0jH5gF"
+
 CACHE = Path(os.environ.get("TEMPLATE_TEST_CACHE", Path.home() / ".cache" / "django-service-template"))
 
 # Variables of the test process that must not leak into a service's settings.
@@ -71,10 +74,11 @@ def service_venv(service, python_version):
 class Service:
     """A rendered service with its virtualenv: runs its commands and processes."""
 
-    def __init__(self, path, bin_dir, package):
+    def __init__(self, path, bin_dir, package, answers=None):
         self.path = path
         self.bin = bin_dir
         self.package = package
+        self.answers = answers or {}
         self.processes = []
 
     def env(self, **variables):
@@ -89,6 +93,24 @@ class Service:
         env["PYTHONPATH"] = str(self.path / "src")
         env.update({key: str(value) for key, value in variables.items() if value is not None})
         return env
+
+    def production_env(self, database_url, redis_url, **extra):
+        """The environment of production settings: every required variable set,
+        for the service's answers (an S3 bucket, the proxy's address)."""
+        variables = {
+            "DJANGO_SETTINGS_MODULE": f"{self.package}.settings.production",
+            "SECRET_KEY": SECRET_KEY,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "EMAIL_URL": "consolemail://",
+            "STATIC_ROOT": self.path / "staticfiles",
+            "MEDIA_ROOT": self.path / "media",
+        }
+        if self.answers.get("media_backend") == "s3":
+            variables["AWS_STORAGE_BUCKET_NAME"] = "media"
+        if self.answers.get("reverse_proxy") == "none":
+            variables["FORWARDED_ALLOW_IPS"] = "127.0.0.1"
+        return self.env(**{**variables, **extra})
 
     def run(self, *command, env=None, timeout=300, check=True):
         """Runs a command in the service directory; returns the CompletedProcess."""

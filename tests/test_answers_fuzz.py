@@ -26,7 +26,6 @@ TEXT_QUESTIONS = [
     "domain",
 ]
 INT_QUESTIONS = ["web_workers", "web_threads", "celery_concurrency"]
-SECRET_KEY = "k3P9vQ2mX7rT4wY8zA1bC6dE0fG5hJ2nL9sU3vW7xZ4yQ8tR1pO6iM3kN0jH5gF"
 # Hand-picked nasty values for every text question, besides the generated ones.
 NASTY = [
     "",
@@ -81,13 +80,7 @@ def assert_service_is_sound(service_path, bin_dir, answers):
     tomllib.loads((service_path / "pyproject.toml").read_text())
     package = yaml.safe_load((service_path / ".copier-answers.yml").read_text())["package_name"]
     service = Service(service_path, bin_dir, package)
-    env = service.env(
-        DJANGO_SETTINGS_MODULE=f"{package}.settings.production",
-        SECRET_KEY=SECRET_KEY,
-        DATABASE_URL="postgres://app:password@db:5432/app",
-        REDIS_URL="redis://redis:6379/0",
-        EMAIL_URL="consolemail://",
-    )
+    env = service.production_env("postgres://app:password@db:5432/app", "redis://redis:6379/0")
     result = service.manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert "no issues" in result.stdout
     shutil.rmtree(service_path)

@@ -6,7 +6,7 @@ import pytest
 from conftest import require
 from servers import free_port
 from service_env import Service, http_get, log_of, service_venv, wait_for
-from test_service import PACKAGE, SECRET_KEY
+from test_service import PACKAGE
 
 pytestmark = pytest.mark.service
 
@@ -51,16 +51,12 @@ def test_admin_login_works_under_the_content_security_policy(
     port = free_port()
     # Production settings, served over plain HTTP on localhost: browsers treat
     # localhost as a secure context, so Secure cookies still work.
-    env = service.env(
-        DJANGO_SETTINGS_MODULE=f"{PACKAGE}.settings.production",
-        SECRET_KEY=SECRET_KEY,
-        DATABASE_URL=postgres_server.create_database("browser"),
-        REDIS_URL=redis_server.url,
-        EMAIL_URL="consolemail://",
+    env = service.production_env(
+        postgres_server.create_database("browser"),
+        redis_server.url,
         ALLOWED_HOSTS="localhost",
         CSRF_TRUSTED_ORIGINS=f"http://localhost:{port}",
         SECURE_SSL_REDIRECT="false",
-        STATIC_ROOT=path / "staticfiles",
         GUNICORN_BIND=f"127.0.0.1:{port}",
         GUNICORN_WORKERS=2,
         GUNICORN_CONTROL_SOCKET=tmp_path / "gunicorn.ctl",

@@ -18,7 +18,6 @@ from service_env import Service, service_venv, wait_for
 pytestmark = pytest.mark.service
 
 PACKAGE = "obc_management_system"
-SECRET_KEY = "k3P9vQ2mX7rT4wY8zA1bC6dE0fG5hJ2nL9sU3vW7xZ4yQ8tR1pO6iM3kN0jH5gF"
 MIGRATORS = 8
 # Rounds of plain `migrate` tried before concluding that it does not race:
 # one round fails nearly always, the others only bound the rare lucky one.
@@ -50,14 +49,8 @@ def service(render, tmp_path_factory):
     service.close()
 
 
-def production_env(service, database_url):
-    return service.env(
-        DJANGO_SETTINGS_MODULE=f"{PACKAGE}.settings.production",
-        SECRET_KEY=SECRET_KEY,
-        DATABASE_URL=database_url,
-        REDIS_URL="redis://127.0.0.1:1/0",  # Read by the settings, never reached by migrate.
-        EMAIL_URL="consolemail://",
-    )
+# Read by the settings, never reached by migrate.
+UNUSED_REDIS = "redis://127.0.0.1:1/0"
 
 
 def run_concurrently(service, env, command, tmp_path):
@@ -122,7 +115,7 @@ def fresh_database(postgres_server):
 
 
 def test_concurrent_migrate_locked_runs_all_succeed(service, postgres_server, tmp_path, figure):
-    env = production_env(service, fresh_database(postgres_server))
+    env = service.production_env(fresh_database(postgres_server), UNUSED_REDIS)
 
     results = run_concurrently(service, env, ["migrate_locked", "--noinput"], tmp_path)
 
@@ -141,7 +134,7 @@ def test_concurrent_plain_migrate_runs_race_and_fail(service, postgres_server, t
     failures, rounds = [], 0
     while rounds < UNLOCKED_ROUNDS and not failures:
         rounds += 1
-        env = production_env(service, fresh_database(postgres_server))
+        env = service.production_env(fresh_database(postgres_server), UNUSED_REDIS)
         results = run_concurrently(service, env, ["migrate", "--noinput"], tmp_path)
         failures = [output for code, output in results if code != 0]
 

@@ -34,7 +34,6 @@ from service_env import Service, log_of, service_venv, wait_for
 pytestmark = pytest.mark.service
 
 PACKAGE = "obc_management_system"
-SECRET_KEY = "k3P9vQ2mX7rT4wY8zA1bC6dE0fG5hJ2nL9sU3vW7xZ4yQ8tR1pO6iM3kN0jH5gF"
 
 TASKS = 24
 TASK_SECONDS = 3
@@ -98,12 +97,9 @@ def broker(tmp_path_factory):
 @pytest.fixture
 def env(service, broker, postgres_server, tmp_path):
     redis.Redis.from_url(broker.url).flushall()  # No messages or counts from an earlier test.
-    return service.env(
-        DJANGO_SETTINGS_MODULE=f"{PACKAGE}.settings.production",
-        SECRET_KEY=SECRET_KEY,
-        DATABASE_URL=postgres_server.url,
-        REDIS_URL=broker.url,
-        EMAIL_URL="consolemail://",
+    return service.production_env(
+        postgres_server.url,
+        broker.url,
         CELERY_VISIBILITY_TIMEOUT=VISIBILITY_TIMEOUT,
         CELERY_WORKER_ALIVE_FILE=tmp_path / "worker.alive",
         **TIME_LIMITS,

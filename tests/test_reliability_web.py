@@ -23,7 +23,6 @@ pytestmark = [pytest.mark.service, pytest.mark.xdist_group("reliability_web")]
 
 PACKAGE = "obc_management_system"
 DOMAIN = "obcms.example.org"
-SECRET_KEY = "k3P9vQ2mX7rT4wY8zA1bC6dE0fG5hJ2nL9sU3vW7xZ4yQ8tR1pO6iM3kN0jH5gF"
 LOAD = Path(__file__).with_name("load.py")
 # The timeout of the compose healthcheck probes: /ready/ must answer within it.
 PROBE_TIMEOUT = 5.0
@@ -69,29 +68,15 @@ def service(render, tmp_path_factory):
     (path / "src" / PACKAGE / "urls.py").write_text(URLS)
     service = Service(path, service_venv(path, answers_for("defaults").get("python_version", "3.13")), PACKAGE)
     # Static files once: the admin's pages need the manifest.
-    service.manage("collectstatic", "--noinput", env=production_env(service, "postgres://x@localhost/x", "redis://x"))
+    service.manage("collectstatic", "--noinput", env=service.production_env("postgres://x@localhost/x", "redis://x"))
     yield service
     service.close()
-
-
-def production_env(service, database_url, redis_url, **extra):
-    return service.env(
-        DJANGO_SETTINGS_MODULE=f"{PACKAGE}.settings.production",
-        SECRET_KEY=SECRET_KEY,
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        EMAIL_URL="consolemail://",
-        STATIC_ROOT=service.path / "staticfiles",
-        MEDIA_ROOT=service.path / "media",
-        **extra,
-    )
 
 
 def start_gunicorn(service, tmp_path, database_url, redis_url, workers=2, migrate=True, **extra):
     """gunicorn with the rendered gunicorn.conf.py; returns (process, port) once /health/ answers."""
     port = free_port()
-    env = production_env(
-        service,
+    env = service.production_env(
         database_url,
         redis_url,
         GUNICORN_BIND=f"127.0.0.1:{port}",
@@ -359,7 +344,7 @@ def test_ready_answers_in_time_when_a_dependency_accepts_but_never_answers(servi
     try:
         with PostgresServer() as postgres, RedisServer() as redis:
             database_url, redis_url = postgres.create_database("app"), redis.url
-            service.manage("migrate", "--noinput", env=production_env(service, database_url, redis_url))
+            service.manage("migrate", "--noinput", env=service.production_env(database_url, redis_url))
             failed = []
             if "database" in dependency:
                 database_url, failed = f"postgresql://test:secret@127.0.0.1:{silent.port}/app", ["database"]
@@ -414,8 +399,7 @@ def test_security_headers_cookies_redirects_and_hosts(service, tmp_path):
     https = {"X-Forwarded-Proto": "https"}
     with PostgresServer() as postgres, RedisServer() as redis:
         database_url = postgres.create_database("app")
-        env = production_env(
-            service,
+        env = service.production_env(
             database_url,
             redis.url,
             DJANGO_SUPERUSER_USERNAME="admin",

@@ -20,7 +20,6 @@ pytestmark = pytest.mark.service
 VARIANTS = ["defaults", "s3-no-proxy-no-beat-sentry"]
 PACKAGE = "obc_management_system"
 DOMAIN = "obcms.example.org"
-SECRET_KEY = "k3P9vQ2mX7rT4wY8zA1bC6dE0fG5hJ2nL9sU3vW7xZ4yQ8tR1pO6iM3kN0jH5gF"
 
 
 @pytest.fixture(scope="module", params=VARIANTS)
@@ -29,8 +28,7 @@ def service(request, render, tmp_path_factory):
     # A private copy: running the service writes files (logs, SQLite, static).
     path = tmp_path_factory.mktemp(f"run-{request.param}") / "service"
     shutil.copytree(render(request.param), path)
-    service = Service(path, service_venv(path, answers.get("python_version", "3.13")), PACKAGE)
-    service.answers = answers
+    service = Service(path, service_venv(path, answers.get("python_version", "3.13")), PACKAGE, answers)
     yield service
     service.close()
 
@@ -41,24 +39,6 @@ def is_s3(service):
 
 def has_beat(service):
     return service.answers.get("use_celery_beat", True)
-
-
-def production_env(service, database_url, redis_url, **extra):
-    variables = {
-        "DJANGO_SETTINGS_MODULE": f"{PACKAGE}.settings.production",
-        "SECRET_KEY": SECRET_KEY,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "EMAIL_URL": "consolemail://",
-        "STATIC_ROOT": service.path / "staticfiles",
-        "MEDIA_ROOT": service.path / "media",
-    }
-    if is_s3(service):
-        variables["AWS_STORAGE_BUCKET_NAME"] = "media"
-    if service.answers.get("reverse_proxy") == "none":
-        variables["FORWARDED_ALLOW_IPS"] = "127.0.0.1"
-    variables.update(extra)
-    return service.env(**variables)
 
 
 def fresh_database(postgres_server):
@@ -77,7 +57,7 @@ def test_own_suite_passes_on_postgres_and_redis(service, postgres_server, redis_
 
 
 def test_deployment_checks_pass_with_zero_issues(service, postgres_server, redis_server):
-    env = production_env(service, postgres_server.url, redis_server.url)
+    env = service.production_env(postgres_server.url, redis_server.url)
     result = service.manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.stdout.strip() == "System check identified no issues (0 silenced)."
     assert result.stderr.strip() == ""
@@ -89,7 +69,7 @@ def test_models_and_migrations_agree(service):
 
 
 def test_collectstatic_with_production_settings(service, tmp_path):
-    env = production_env(service, "postgres://build@localhost/build", "redis://localhost:6379/0", STATIC_ROOT=tmp_path)
+    env = service.production_env("postgres://build@localhost/build", "redis://localhost:6379/0", STATIC_ROOT=tmp_path)
     service.manage("collectstatic", "--noinput", env=env)
     manifest = json.loads((tmp_path / "staticfiles.json").read_text())
     hashed = manifest["paths"]["admin/css/base.css"]
@@ -99,7 +79,7 @@ def test_collectstatic_with_production_settings(service, tmp_path):
 
 
 def test_migrations_apply_on_postgres_and_the_check_script_sees_it(service, postgres_server, redis_server):
-    env = production_env(service, fresh_database(postgres_server), redis_server.url)
+    env = service.production_env(fresh_database(postgres_server), redis_server.url)
     check = [service.path / "scripts/check_migrations.sh"]
 
     before = service.run(*check, env=env, check=False)
@@ -133,8 +113,7 @@ def test_development_runs_with_no_services(service):
 def test_gunicorn_with_its_config_serves_probes_that_follow_the_database(service, redis_server, tmp_path):
     port = free_port()
     with PostgresServer() as postgres:
-        env = production_env(
-            service,
+        env = service.production_env(
             postgres.create_database("app"),
             redis_server.url,
             GUNICORN_BIND=f"127.0.0.1:{port}",
@@ -238,7 +217,7 @@ def start_beat(service, env, schedule, log_name="beat"):
 
 def test_celery_worker_runs_the_example_task_over_redis(service, postgres_server, redis_server, tmp_path):
     alive = tmp_path / "worker.alive"
-    env = production_env(service, postgres_server.url, redis_server.url, CELERY_WORKER_ALIVE_FILE=alive)
+    env = service.production_env(postgres_server.url, redis_server.url, CELERY_WORKER_ALIVE_FILE=alive)
     worker = start_worker(service, env, "--concurrency=1")
 
     wait_for(alive.exists, timeout=60, message="the worker's alive file")
@@ -258,8 +237,7 @@ def test_beat_schedules_the_heartbeat_that_a_worker_runs(service, postgres_serve
         assert "heartbeat" not in (service.path / "src/common/tasks.py").read_text()
         return
     beat_alive = tmp_path / "beat.alive"
-    env = production_env(
-        service,
+    env = service.production_env(
         postgres_server.url,
         redis_server.url,
         CELERY_HEARTBEAT_INTERVAL="1",
@@ -290,7 +268,7 @@ def test_media_goes_to_the_configured_storage(service, postgres_server, redis_se
         "name = s.save('uploads/hello.txt', ContentFile(b'hello media')); print(name); print(s.url(name))"
     )
     if not is_s3(service):
-        env = production_env(service, postgres_server.url, redis_server.url, MEDIA_ROOT=tmp_path)
+        env = service.production_env(postgres_server.url, redis_server.url, MEDIA_ROOT=tmp_path)
         name, url = service.python(save, env=env).stdout.split()
         assert (tmp_path / name).read_bytes() == b"hello media"
         assert url == f"/media/{name}"
@@ -305,8 +283,7 @@ def test_media_goes_to_the_configured_storage(service, postgres_server, redis_se
         region_name=s3_server.region,
     )
     client.create_bucket(Bucket=bucket)
-    env = production_env(
-        service,
+    env = service.production_env(
         postgres_server.url,
         redis_server.url,
         AWS_STORAGE_BUCKET_NAME=bucket,
@@ -328,16 +305,8 @@ def test_deployment_checks_pass_for_the_other_variants(render, variant, tmp_path
     path = tmp_path / "service"
     shutil.copytree(render(variant), path)
     package = answers.get("package_name", PACKAGE)
-    service = Service(path, service_venv(path, answers.get("python_version", "3.13")), package)
-    env = service.env(
-        DJANGO_SETTINGS_MODULE=f"{package}.settings.production",
-        SECRET_KEY=SECRET_KEY,
-        DATABASE_URL="postgres://app:password@db:5432/app",
-        REDIS_URL="redis://redis:6379/0",
-        EMAIL_URL="consolemail://",
-        AWS_STORAGE_BUCKET_NAME="media" if answers.get("media_backend") == "s3" else None,
-        FORWARDED_ALLOW_IPS="127.0.0.1" if answers.get("reverse_proxy") == "none" else None,
-    )
+    service = Service(path, service_venv(path, answers.get("python_version", "3.13")), package, answers)
+    env = service.production_env("postgres://app:password@db:5432/app", "redis://redis:6379/0")
     result = service.manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.stdout.strip() == "System check identified no issues (0 silenced)."
     assert " passed" in service.run(service.bin / "pytest", "-q", "-p", "no:cacheprovider").stdout
@@ -347,8 +316,7 @@ def test_beat_stops_cleanly_while_its_broker_hangs(service, postgres_server, tmp
     if not has_beat(service):
         return
     with RedisServer() as redis:
-        env = production_env(
-            service,
+        env = service.production_env(
             postgres_server.url,
             redis.url,
             CELERY_HEARTBEAT_INTERVAL="1",
