@@ -1,12 +1,14 @@
 """Answers: derived defaults, and invalid answers rejected before anything is written."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REQUIRED_ANSWERS
+from conftest import REQUIRED_ANSWERS, ROOT
+from jinja2 import Environment
 
 COPIER = str(Path(sys.executable).parent / "copier")
 
@@ -21,6 +23,13 @@ def copier_copy(template, dst, answers):
         text=True,
         timeout=120,
     )
+
+
+def assert_only_the_message(stderr, question):
+    # The message alone, naming the question: one line, no Python internals.
+    assert "Traceback" not in stderr
+    assert question in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
 
 
 def recorded_answers(service):
@@ -97,6 +106,7 @@ def test_invalid_answer_is_rejected_and_nothing_is_written(copier_template, tmp_
 
     assert result.returncode != 0
     assert message in result.stderr
+    assert_only_the_message(result.stderr, key)
     assert not dst.exists()
 
 
@@ -107,6 +117,7 @@ def test_local_media_without_the_proxy_is_rejected_with_a_way_out(copier_templat
 
     assert result.returncode != 0
     assert "choose reverse_proxy 'caddy', or media_backend 's3'" in result.stderr
+    assert_only_the_message(result.stderr, "media_backend")
     assert not dst.exists()
 
 
@@ -117,6 +128,7 @@ def test_a_name_without_latin_letters_needs_an_explicit_slug(copier_template, tm
 
     assert result.returncode != 0
     assert "project_slug is required" in result.stderr
+    assert_only_the_message(result.stderr, "project_slug")
     assert not dst.exists()
 
 
@@ -130,3 +142,44 @@ def test_an_existing_destination_is_left_untouched_on_rejection(copier_template,
     assert result.returncode != 0
     assert [path.name for path in dst.iterdir()] == ["notes.txt"]
     assert (dst / "notes.txt").read_text() == "mine\n"
+
+
+def load_answer_errors():
+    spec = importlib.util.spec_from_file_location("answer_errors", ROOT / "extensions/answer_errors.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def uncaught(error_factory):
+    try:
+        error_factory()
+    except BaseException as error:  # noqa: BLE001 - handed to the hook as Python would
+        return type(error), error, error.__traceback__
+
+
+def test_the_answer_error_hook_leaves_other_errors_to_the_previous_hook(capsys):
+    answer_errors = load_answer_errors()
+    seen = []
+    hook = answer_errors.answer_error_hook(lambda *exc_info: seen.append(exc_info[1]))
+
+    def not_copier():
+        int("abc")
+
+    for factory in (not_copier, lambda: {}["key"]):
+        hook(*uncaught(factory))
+
+    assert [type(error) for error in seen] == [ValueError, KeyError]
+    assert capsys.readouterr().err == ""
+
+
+def test_the_answer_error_hook_is_installed_once(monkeypatch):
+    answer_errors = load_answer_errors()
+    monkeypatch.setattr(sys, "excepthook", sys.__excepthook__)
+
+    answer_errors.AnswerErrors(Environment())
+    installed = sys.excepthook
+    answer_errors.AnswerErrors(Environment())
+
+    assert installed is not sys.__excepthook__
+    assert sys.excepthook is installed
