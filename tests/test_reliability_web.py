@@ -303,6 +303,14 @@ def test_ready_follows_redis_without_a_restart(service, tmp_path, figure):
         gunicorn, port = start_gunicorn(service, tmp_path, postgres.create_database("app"), redis.url, workers=1)
         assert ready(port)[0] == 200
 
+        # A restart with no probe in between: the connections the probe keeps
+        # are closed by it, and the next probe must not report them.
+        redis.stop()
+        redis.start()
+        first = [ready(port)[0] for _ in range(3)]
+        figure("redis restart: statuses of the first 3 /ready/ after it", first)
+        assert first == [200] * 3, log_of(gunicorn)
+
         redis.stop()
         slowest = assert_not_ready_within_the_probe_timeout(port, ["cache", "broker"])
         figure("redis down: slowest /ready/ (s)", round(slowest, 2))
