@@ -5,9 +5,9 @@ The image is built from the rendered Dockerfile; the stack is the rendered
 docker-compose.prod.yml, started with an env file made from .env.example.
 Where no registry is reachable, docker_env provides a local base image and
 stand-ins for postgres, redis and caddy (see docker_env.py). The only
-additions for the test are a compose override file that gives Caddy its
-internal CA instead of Let's Encrypt and publishes its ports on free
-loopback ports, and a moto S3 endpoint for the s3 variant.
+additions for the test are the Caddy override of docker_stack.py (Caddy's
+internal CA, ports on free loopback ports) and a moto S3 endpoint for the
+s3 variant.
 
 The tests print figures (build times, image sizes, time to healthy, memory);
 run with ``-s`` to see them. Every stack is taken down with its volumes.
@@ -24,7 +24,6 @@ import secrets
 import shutil
 import socket
 import ssl
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -34,6 +33,7 @@ import docker_env
 import pytest
 from conftest import require
 from docker_env import docker
+from docker_stack import ComposeProject, build, compose_files, env_file, image_size, step_cached
 from servers import S3Server, free_port
 
 # One xdist worker runs all of them: they share the engine, the images and
@@ -73,39 +73,8 @@ def base_image_for(service: Path) -> str:
         require(False, str(error))
 
 
-def build(service: Path, tag: str, base: str, *extra: str) -> tuple[float, str]:
-    """Build the production target; returns (seconds, plain progress output)."""
-    started = time.monotonic()
-    result = docker(
-        "build",
-        "--progress=plain",
-        "--target=production",
-        f"--build-arg=PYTHON_IMAGE={base}",
-        f"--tag={tag}",
-        *extra,
-        str(service),
-        timeout=1800,
-        check=False,
-    )
-    elapsed = time.monotonic() - started
-    assert result.returncode == 0, result.stderr[-4000:]
-    return elapsed, result.stderr
-
-
-def step_cached(progress: str, needle: str) -> bool:
-    """Whether the build step whose instruction contains needle was CACHED."""
-    steps = re.findall(r"^#(\d+) \[[^\]]*\] (.*)$", progress, re.M)
-    numbers = {number for number, instruction in steps if needle in instruction}
-    assert numbers, f"no build step runs {needle!r}"
-    return all(re.search(rf"^#{number} CACHED$", progress, re.M) for number in numbers)
-
-
-def run_in_image(image: str, script: str) -> str:
-    return docker("run", "--rm", "--entrypoint=sh", image, "-c", script).stdout
-
-
-def image_size(image: str) -> int:
-    return int(docker("image", "inspect", "--format", "{{.Size}}", image).stdout)
+def run_in_image(image: str, script: str, *options: str) -> str:
+    return docker("run", "--rm", *options, "--entrypoint=sh", image, "-c", script).stdout
 
 
 def copy_service(service: Path, tmp_path_factory, name: str) -> Path:
@@ -113,20 +82,6 @@ def copy_service(service: Path, tmp_path_factory, name: str) -> Path:
     copy = tmp_path_factory.mktemp(f"stack-{name}") / "service"
     shutil.copytree(service, copy, symlinks=True)
     return copy
-
-
-def env_file(service: Path, values: dict[str, str]) -> str:
-    """The service's .env: .env.example with the given values set (added if absent)."""
-    lines = (service / ".env.example").read_text().splitlines()
-    remaining = dict(values)
-    for index, line in enumerate(lines):
-        name = line.partition("=")[0].lstrip("# ").strip()
-        if name in remaining and "=" in line:
-            lines[index] = f"{name}={remaining.pop(name)}"
-    lines += [f"{name}={value}" for name, value in remaining.items()]
-    text = "\n".join(lines) + "\n"
-    (service / ".env").write_text(text)
-    return text
 
 
 class Response:
@@ -167,37 +122,12 @@ print(json.dumps([r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.r
 """
 
 
-class Stack:
-    """The rendered production compose file, as a uniquely named project."""
+class Stack(ComposeProject):
+    """The production stack under test, and what the test wrote into its .env."""
 
     def __init__(self, service: Path, name: str, files: list[str]):
-        self.service = service
-        self.project = f"stacktest-{name}-{secrets.token_hex(3)}"
-        self.files = files
-        self.values: dict[str, str] = {}  # what the test wrote into .env
-
-    def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
-        files = [f"--file={file}" for file in self.files]
-        command = ["compose", f"--project-name={self.project}", *files, *args]
-        return docker(*command, timeout=timeout, check=check, cwd=self.service)
-
-    def containers(self) -> list[dict]:
-        """docker inspect of every container of the project, stopped ones too."""
-        ids = docker("ps", "-aq", f"--filter=label=com.docker.compose.project={self.project}").stdout.split()
-        return json.loads(docker("inspect", *ids).stdout) if ids else []
-
-    def by_service(self) -> dict[str, list[dict]]:
-        result: dict[str, list[dict]] = {}
-        for container in self.containers():
-            result.setdefault(container["Config"]["Labels"]["com.docker.compose.service"], []).append(container)
-        return result
-
-    def state(self, service: str) -> dict:
-        (container,) = self.by_service()[service]
-        return container["State"] | {"RestartCount": container["RestartCount"]}
-
-    def exec(self, service: str, *command: str, check: bool = True, timeout: float = 120) -> str:
-        return self.compose("exec", "-T", service, *command, check=check, timeout=timeout).stdout
+        super().__init__(service, name, files)
+        self.values: dict[str, str] = {}
 
     def manage_shell(self, code: str) -> str:
         return self.exec("web", "python", "src/manage.py", "shell", "--no-imports", "-c", code).strip()
@@ -207,30 +137,6 @@ class Stack:
         output = self.exec("web", "python", "-c", CONTAINER_GET, path, json.dumps(headers or {}))
         status, headers, body = json.loads(output)
         return Response(status, headers, body.encode())
-
-    def logs(self, *services: str) -> str:
-        return self.compose("logs", "--no-color", *services, check=False).stdout
-
-    def up(self) -> float:
-        started = time.monotonic()
-        result = self.compose("up", "--detach", "--wait", "--wait-timeout=300", timeout=900, check=False)
-        elapsed = time.monotonic() - started
-        assert result.returncode == 0, f"{result.stderr[-3000:]}\n{self.logs()[-8000:]}"
-        return elapsed
-
-    def down(self) -> None:
-        self.compose("down", "--volumes", "--remove-orphans", "--timeout=30", check=False, timeout=600)
-
-    def memory(self) -> int:
-        """Bytes of memory used by the running containers (docker stats)."""
-        ids = docker("ps", "-q", f"--filter=label=com.docker.compose.project={self.project}").stdout.split()
-        stats = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", *ids).stdout.splitlines()
-        units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
-        total = 0
-        for line in stats:
-            number, unit = re.match(r"([\d.]+)\s*([KMG]iB|B)", line).groups()
-            total += float(number) * units[unit]
-        return int(total)
 
 
 class Proxy:
@@ -244,33 +150,6 @@ class Proxy:
         published = self.stack.compose("port", "proxy", "443" if tls else "80").stdout.strip()
         port = int(published.rpartition(":")[2])
         return http_get(port, path, cafile=self.ca if tls else None, headers=headers)
-
-
-# Test only: certificates from Caddy's own CA instead of Let's Encrypt (the
-# test domain cannot get a public one). The rendered Caddyfile is used as it
-# is, imported after these global options.
-TEST_CADDYFILE = """\
-{
-\tlocal_certs
-\tskip_install_trust
-}
-
-import /etc/caddy/Caddyfile.site
-"""
-
-# The compose override of the Caddy stacks: the Caddyfile above, and the
-# proxy's ports on free loopback ports instead of the host's 80 and 443.
-# (!override needs Compose 2.24.4 or later.)
-CADDY_OVERRIDE = """\
-services:
-  proxy:
-    ports: !override
-      - "127.0.0.1::80"
-      - "127.0.0.1::443"
-    volumes:
-      - ./test-caddy/Caddyfile:/etc/caddy/Caddyfile:ro
-      - ./Caddyfile:/etc/caddy/Caddyfile.site:ro
-"""
 
 
 # --------------------------------------------------------------------------
@@ -306,6 +185,10 @@ def test_production_image_is_non_root_with_collected_static_files_and_no_secrets
     assert f"./{hashed}" in listing
     assert f"./{hashed}.gz" in listing
     assert sum(name.endswith(".gz") for name in listing) > 10
+
+    # No package manager cache: apt's lists and package cache are not in a layer.
+    leftovers = run_in_image(image, "find /var/lib/apt/lists /var/cache/apt -type f -size +0", "--user=0")
+    assert leftovers.split() == []
 
     # No .env, no test files, no secret in the environment or the history.
     app_files = run_in_image(image, "cd /app && find . -path ./staticfiles -prune -o -print").split()
@@ -382,13 +265,8 @@ def start_stack(render, tmp_path_factory, variant: str, s3_server: S3Server | No
         "IMAGE": tag,
         "CELERY_HEARTBEAT_INTERVAL": str(HEARTBEAT_INTERVAL),
     }
-    files = ["docker-compose.prod.yml"]
-    if caddy:
-        (service / "test-caddy").mkdir()
-        (service / "test-caddy" / "Caddyfile").write_text(TEST_CADDYFILE)
-        (service / "docker-compose.test.yml").write_text(CADDY_OVERRIDE)
-        files.append("docker-compose.test.yml")
-    else:
+    files = compose_files(service)
+    if not caddy:
         # The test is the load balancer: it reaches web through a published
         # port, from the gateway of the project's network, somewhere in
         # Docker's default address pools.

@@ -1,0 +1,163 @@
+"""Building the rendered service's production image and running its
+production compose file as a project of its own: used by test_stack.py and
+by the benchmarks (scripts/bench.py).
+
+The compose file is the rendered one. The only additions, for Caddy stacks,
+are an override that gives Caddy its internal CA instead of Let's Encrypt
+(a test domain cannot get a public certificate) and publishes its ports on
+free loopback ports instead of the host's 80 and 443.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+from docker_env import docker
+
+# Certificates from Caddy's own CA; the rendered Caddyfile is imported, as it
+# is, after these global options.
+TEST_CADDYFILE = """\
+{
+\tlocal_certs
+\tskip_install_trust
+}
+
+import /etc/caddy/Caddyfile.site
+"""
+
+# (!override needs Compose 2.24.4 or later.)
+CADDY_OVERRIDE = """\
+services:
+  proxy:
+    ports: !override
+      - "127.0.0.1::80"
+      - "127.0.0.1::443"
+    volumes:
+      - ./test-caddy/Caddyfile:/etc/caddy/Caddyfile:ro
+      - ./Caddyfile:/etc/caddy/Caddyfile.site:ro
+"""
+
+
+class StackError(RuntimeError):
+    """A build or a compose command failed; the message carries its output."""
+
+
+def build(service: Path, tag: str, base: str, *extra: str) -> tuple[float, str]:
+    """Build the production target; returns (seconds, plain progress output)."""
+    started = time.monotonic()
+    result = docker(
+        "build",
+        "--progress=plain",
+        "--target=production",
+        f"--build-arg=PYTHON_IMAGE={base}",
+        f"--tag={tag}",
+        *extra,
+        str(service),
+        timeout=1800,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        raise StackError(f"docker build failed:\n{result.stderr[-4000:]}")
+    return elapsed, result.stderr
+
+
+def step_cached(progress: str, needle: str) -> bool:
+    """Whether the build step whose instruction contains needle was CACHED."""
+    steps = re.findall(r"^#(\d+) \[[^\]]*\] (.*)$", progress, re.M)
+    numbers = {number for number, instruction in steps if needle in instruction}
+    if not numbers:
+        raise StackError(f"no build step runs {needle!r}")
+    return all(re.search(rf"^#{number} CACHED$", progress, re.M) for number in numbers)
+
+
+def image_size(image: str) -> int:
+    return int(docker("image", "inspect", "--format", "{{.Size}}", image).stdout)
+
+
+def env_file(service: Path, values: dict[str, str]) -> str:
+    """The service's .env: .env.example with the given values set (added if absent)."""
+    lines = (service / ".env.example").read_text().splitlines()
+    remaining = dict(values)
+    for index, line in enumerate(lines):
+        name = line.partition("=")[0].lstrip("# ").strip()
+        if name in remaining and "=" in line:
+            lines[index] = f"{name}={remaining.pop(name)}"
+    lines += [f"{name}={value}" for name, value in remaining.items()]
+    text = "\n".join(lines) + "\n"
+    (service / ".env").write_text(text)
+    return text
+
+
+def compose_files(service: Path) -> list[str]:
+    """The compose files to run: the rendered one, plus the Caddy override when it has Caddy."""
+    files = ["docker-compose.prod.yml"]
+    if "reverse_proxy: caddy" in (service / ".copier-answers.yml").read_text():
+        (service / "test-caddy").mkdir(exist_ok=True)
+        (service / "test-caddy" / "Caddyfile").write_text(TEST_CADDYFILE)
+        (service / "docker-compose.test.yml").write_text(CADDY_OVERRIDE)
+        files.append("docker-compose.test.yml")
+    return files
+
+
+class ComposeProject:
+    """The rendered production compose file, as a uniquely named project."""
+
+    def __init__(self, service: Path, name: str, files: list[str]):
+        self.service = service
+        self.project = f"stacktest-{name}-{secrets.token_hex(3)}"
+        self.files = files
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+        files = [f"--file={file}" for file in self.files]
+        command = ["compose", f"--project-name={self.project}", *files, *args]
+        return docker(*command, timeout=timeout, check=check, cwd=self.service)
+
+    def containers(self) -> list[dict]:
+        """docker inspect of every container of the project, stopped ones too."""
+        ids = docker("ps", "-aq", f"--filter=label=com.docker.compose.project={self.project}").stdout.split()
+        return json.loads(docker("inspect", *ids).stdout) if ids else []
+
+    def by_service(self) -> dict[str, list[dict]]:
+        result: dict[str, list[dict]] = {}
+        for container in self.containers():
+            result.setdefault(container["Config"]["Labels"]["com.docker.compose.service"], []).append(container)
+        return result
+
+    def state(self, service: str) -> dict:
+        (container,) = self.by_service()[service]
+        return container["State"] | {"RestartCount": container["RestartCount"]}
+
+    def exec(self, service: str, *command: str, check: bool = True, timeout: float = 120) -> str:
+        return self.compose("exec", "-T", service, *command, check=check, timeout=timeout).stdout
+
+    def logs(self, *services: str) -> str:
+        return self.compose("logs", "--no-color", *services, check=False).stdout
+
+    def up(self) -> float:
+        """Start every service and wait until all are healthy (or done); returns the seconds it took."""
+        started = time.monotonic()
+        result = self.compose("up", "--detach", "--wait", "--wait-timeout=300", timeout=900, check=False)
+        elapsed = time.monotonic() - started
+        if result.returncode != 0:
+            raise StackError(f"compose up failed:\n{result.stderr[-3000:]}\n{self.logs()[-8000:]}")
+        return elapsed
+
+    def down(self) -> None:
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout=30", check=False, timeout=600)
+
+    def memory(self) -> int:
+        """Bytes of memory used by the running containers (docker stats)."""
+        ids = docker("ps", "-q", f"--filter=label=com.docker.compose.project={self.project}").stdout.split()
+        stats = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", *ids).stdout.splitlines()
+        units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+        total = 0
+        for line in stats:
+            number, unit = re.match(r"([\d.]+)\s*([KMG]iB|B)", line).groups()
+            total += float(number) * units[unit]
+        return int(total)
