@@ -480,29 +480,32 @@ def default_workers(stack):
 def sweep(stack, default_url, rounds, seconds, connections, workers_list, threads_list):
     host = stack.domain
     default_w, default_t = default_workers(stack), 2
+
+    def measure(name, workers, threads):
+        """The point's req/s and the default's, alternately, `rounds` times."""
+        process, url = stack.gunicorn(f"sweep-{name}", workers=workers, threads=threads)
+        wrk(f"{url}/health/", host, 1, connections)
+        runs = alternate(
+            rounds,
+            default=lambda: wrk(f"{default_url}/health/", host, seconds, connections),
+            point=lambda: wrk(f"{url}/health/", host, seconds, connections),
+        )
+        stack.stop(process)
+        point, default = summary(runs["point"], "rps"), summary(runs["default"], "rps")
+        log(f"sweep: {name}: {point:.0f} req/s, default alongside {default:.0f} ({point / default:.2f}×)")
+        return {
+            "workers": workers,
+            "threads": threads,
+            "rps": point,
+            "default_rps": default,
+            "relative": point / default,
+        }
+
     points = {}
     for workers in workers_list:
         for threads in threads_list:
-            if (workers, threads) == (default_w, default_t):
-                continue
-            name = f"{workers}x{threads}"
-            process, url = stack.gunicorn(f"sweep-{name}", workers=workers, threads=threads)
-            wrk(f"{url}/health/", host, 1, connections)
-            runs = alternate(
-                rounds,
-                default=lambda: wrk(f"{default_url}/health/", host, seconds, connections),
-                point=lambda url=url: wrk(f"{url}/health/", host, seconds, connections),
-            )
-            stack.stop(process)
-            point, default = summary(runs["point"], "rps"), summary(runs["default"], "rps")
-            points[name] = {
-                "workers": workers,
-                "threads": threads,
-                "rps": point,
-                "default_rps": default,
-                "relative": point / default,
-            }
-            log(f"sweep: {name}: {point:.0f} req/s, default alongside {default:.0f} ({point / default:.2f}×)")
+            if (workers, threads) != (default_w, default_t):
+                points[f"{workers}x{threads}"] = measure(f"{workers}x{threads}", workers, threads)
     default_name = f"{default_w}x{default_t}"
     points[default_name] = {
         "workers": default_w,
@@ -513,15 +516,24 @@ def sweep(stack, default_url, rounds, seconds, connections, workers_list, thread
     }
     best_name = max(points, key=lambda name: points[name]["relative"])
     best = points[best_name]["relative"]
+    # The highest of a dozen noisy ratios overstates its point (the same
+    # point measured twice differs by 10-15 % here): the point picked is
+    # measured again, and that second, independent ratio is the figure.
+    confirmed = best
+    if best_name != default_name:
+        confirmed = measure(f"{best_name}-again", points[best_name]["workers"], points[best_name]["threads"])[
+            "relative"
+        ]
     return {
         "sweep": {
             "figure": f"`/health/` req/s over workers {workers_list} × threads {threads_list}",
             "compared_with": f"the default `web_workers=0`: {default_w} workers × {default_t} threads",
-            "value": f"best {best_name} at {best:.2f}× the default",
-            "ratio": 1 / best,
+            "value": f"best {best_name} at {best:.2f}× the default; measured again: {confirmed:.2f}×",
+            "ratio": 1 / max(confirmed, 1.0),
             "target": "default ≥ 0.9× the best point",
-            "met": 1 / best >= 0.9,
+            "met": 1 / max(confirmed, 1.0) >= 0.9,
             "points": points,
+            "best_again": confirmed,
         }
     }
 
