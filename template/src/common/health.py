@@ -60,7 +60,7 @@ def redis_client(url):
 def check_broker():
     from celery import current_app
 
-    url = current_app.conf.broker_url
+    url = current_app.conf.broker_url or ""
     if url.startswith(("redis://", "rediss://")):
         redis_client(url).ping()
         return
