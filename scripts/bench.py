@@ -521,9 +521,8 @@ def sweep(stack, default_url, rounds, seconds, connections, workers_list, thread
     # measured again, and that second, independent ratio is the figure.
     confirmed = best
     if best_name != default_name:
-        confirmed = measure(f"{best_name}-again", points[best_name]["workers"], points[best_name]["threads"])[
-            "relative"
-        ]
+        again = measure(f"{best_name}-again", points[best_name]["workers"], points[best_name]["threads"])
+        confirmed = again["relative"]
     return {
         "sweep": {
             "figure": f"`/health/` req/s over workers {workers_list} × threads {threads_list}",
