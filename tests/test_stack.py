@@ -1,5 +1,5 @@
 """The rendered service's production image and compose stack, on a real
-Docker engine (issue 3).
+Docker engine.
 
 The image is built from the rendered Dockerfile; the stack is the rendered
 docker-compose.prod.yml, started with an env file made from .env.example.
@@ -315,7 +315,7 @@ def save_media(stack: Stack, content: bytes) -> str:
 
 
 class StackChecks:
-    """The checks of issue 3, steps 2-7, on one running stack (fixture `stack`)."""
+    """The checks of a running production stack (fixture `stack`), run once per variant."""
 
     long_running = ("db", "redis", "web", "worker", "beat", "proxy")
 
@@ -563,7 +563,8 @@ def port_is_free(port: int) -> bool:
 
 
 def test_seed_checks(engine, render, tmp_path_factory, monkeypatch):
-    """Issue 3, step 8, on a service rendered with package_name=obc_management.
+    """The commands a new service's owner runs first, on a service rendered
+    with package_name=obc_management.
 
     `python manage.py ...` runs in the built image (the user's virtualenv is
     the image's); collectstatic writes to a STATIC_ROOT in /tmp because the
