@@ -36,6 +36,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "benchmarks"
+# The test suite's helpers: servers, the service's venv, the Docker engine.
+sys.path.insert(0, str(ROOT / "tests"))
+
+from template_repo import TemplateRepo, git  # noqa: E402 - from the path above
+
 GROUPS = ["copier", "web", "sweep", "memory", "celery", "docker"]
 
 
@@ -90,32 +95,27 @@ def timed(command, cwd=None, env=None):
     return elapsed
 
 
-def git(*args, cwd):
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
 # --------------------------------------------------------------------------
 # Figures 1-2: copier copy and copier update
 # --------------------------------------------------------------------------
 
-TEMPLATE_PATHS = ["copier.yml", "extensions", "template"]
+# The commits of the benchmark's throwaway repositories need an author; one
+# the user has set (GIT_AUTHOR_NAME ...) is kept.
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.org",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.org",
+}
 
 
 def template_repo(path):
     """The template as it is now in a git repo of its own, tagged v1.0.0, then a
     template-only change (one comment in gunicorn.conf.py) tagged v1.1.0."""
-    path.mkdir()
-    for name in TEMPLATE_PATHS:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, path / name)
-    git("init", "--quiet", "--initial-branch=main", cwd=path)
-    release(path, "1.0.0")
+    repo = TemplateRepo(path)
     conf = path / "template" / "gunicorn.conf.py.jinja"
     conf.write_text(conf.read_text() + "\n# A template-only change released in v1.1.0.\n")
-    release(path, "1.1.0")
+    repo.release("1.1.0", "A template-only change")
     return path
 
 
@@ -135,7 +135,7 @@ def floor_repo(path):
 
 def release(path, version):
     git("add", "--all", cwd=path)
-    git("-c", "user.name=bench", "-c", "user.email=bench@example.org", "commit", "--quiet", "-m", version, cwd=path)
+    git("commit", "--quiet", "-m", version, cwd=path)
     git("tag", f"v{version}", cwd=path)
 
 
@@ -188,7 +188,7 @@ def bench_copier(work, rounds, answers):
         )
         git("init", "--quiet", "--initial-branch=main", cwd=base)
         git("add", "--all", cwd=base)
-        git("-c", "user.name=bench", "-c", "user.email=bench@example.org", "commit", "--quiet", "-m", "v1", cwd=base)
+        git("commit", "--quiet", "-m", "v1", cwd=base)
         return base
 
     bases = {
@@ -840,8 +840,10 @@ def main():
     args = parser.parse_args()
     groups = args.only.split(",")
 
-    sys.path.insert(0, str(ROOT / "tests"))
     from conftest import REQUIRED_ANSWERS
+
+    for name, value in GIT_IDENTITY.items():
+        os.environ.setdefault(name, value)
 
     started = time.monotonic()
     figures = {}

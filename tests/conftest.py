@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from copier import run_copy
 from servers import postgres_server, redis_server, s3_server, skip_or_fail  # noqa: F401 - fixtures
+from template_repo import TEMPLATE_PATHS
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
@@ -46,7 +47,7 @@ def require(condition, reason):
 @pytest.fixture(scope="session")
 def copier_template_paths():
     """What pytest-copier snapshots into its tagged template repository."""
-    return ["copier.yml", "extensions", "template"]
+    return TEMPLATE_PATHS
 
 
 class Renderer:

@@ -5,7 +5,8 @@ import textwrap
 import pytest
 import yaml
 from service_env import Service, service_venv
-from test_update import CONFLICT_MARKER, TemplateRepo, copier, git, template_only_change
+from template_repo import TemplateRepo, git
+from test_update import CONFLICT_MARKER, copier, template_only_change
 
 pytestmark = pytest.mark.service
 

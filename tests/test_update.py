@@ -1,7 +1,6 @@
 """Real `copier update` runs between tagged versions of the template."""
 
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -10,45 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REQUIRED_ANSWERS, ROOT, require
+from template_repo import TemplateRepo, copy_template, git
 
 COPIER = str(Path(sys.executable).parent / "copier")
-TEMPLATE_PATHS = ["copier.yml", "extensions", "template"]
 PACKAGE = "obc_management_system"
-
-
-def git(*args, cwd):
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 def copier(*args, cwd):
     return subprocess.run([COPIER, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
-class TemplateRepo:
-    """A git repository of the template (the work tree as it is now), tagged v1.0.0."""
-
-    def __init__(self, path):
-        self.path = path
-        path.mkdir()
-        for name in TEMPLATE_PATHS:
-            source = ROOT / name
-            if source.is_dir():
-                shutil.copytree(source, path / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(source, path / name)
-        git("init", "--quiet", "--initial-branch=main", cwd=path)
-        self.release("1.0.0", "The template as it is")
-
-    def edit(self, relative, old, new):
-        path = self.path / relative
-        text = path.read_text()
-        assert old in text, f"{old!r} not in {relative}"
-        path.write_text(text.replace(old, new))
-
-    def release(self, version, message):
-        git("add", "--all", cwd=self.path)
-        git("commit", "--quiet", "--allow-empty", "-m", message, cwd=self.path)
-        git("tag", f"v{version}", cwd=self.path)
 
 
 class ServiceRepo:
@@ -265,15 +233,7 @@ def test_update_from_the_previous_release_to_now(tmp_path, variant):
     git("clone", "--quiet", "--no-checkout", str(ROOT), str(repo), cwd=tmp_path)
     git("checkout", "--quiet", commit, cwd=repo)
     git("tag", "--force", f"v{version}", cwd=repo)
-    for name in TEMPLATE_PATHS:
-        shutil.rmtree(repo / name, ignore_errors=True) if (repo / name).is_dir() else (repo / name).unlink(
-            missing_ok=True
-        )
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, repo / name)
+    copy_template(repo)
     git("add", "--all", cwd=repo)
     git("commit", "--quiet", "--allow-empty", "-m", "Now", cwd=repo)
     major, minor, patch = map(int, version.split("."))
