@@ -146,46 +146,18 @@ def bench_copier(work, rounds, answers):
     floor = floor_repo(work / "floor")
     counter = iter(range(10**6))
 
-    def copy(source, ref, extra=()):
-        def run():
-            destination = work / f"copy-{next(counter)}"
-            return timed(
-                [
-                    copier,
-                    "copy",
-                    "--trust",
-                    "--defaults",
-                    "--quiet",
-                    "--vcs-ref",
-                    ref,
-                    *extra,
-                    str(source),
-                    str(destination),
-                ],
-                cwd=work,
-            )
+    def copier_copy(source, ref, answers, destination):
+        """`copier copy` as a user runs it; returns the seconds it took."""
+        command = [copier, "copy", "--trust", "--defaults", "--quiet", "--vcs-ref", ref, *answers]
+        return timed([*command, str(source), str(destination)], cwd=work)
 
-        return run
+    def copy(source, ref, answers):
+        return lambda: copier_copy(source, ref, answers, work / f"copy-{next(counter)}")
 
     def rendered_at_v1(source, name, answers):
         """A service rendered at v1.0.0 and committed; copied once per update, outside the timing."""
         base = work / name
-        subprocess.run(
-            [
-                copier,
-                "copy",
-                "--trust",
-                "--defaults",
-                "--quiet",
-                "--vcs-ref",
-                "v1.0.0",
-                *answers,
-                str(source),
-                str(base),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        copier_copy(source, "v1.0.0", answers, base)
         git("init", "--quiet", "--initial-branch=main", cwd=base)
         git("add", "--all", cwd=base)
         git("commit", "--quiet", "-m", "v1", cwd=base)
