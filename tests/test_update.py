@@ -114,6 +114,22 @@ def template_only_change(template):
     template.release("1.1.0", "Longer keep-alive, LANGUAGE_CODE from the environment")
 
 
+def test_an_invalid_answer_to_an_update_changes_nothing(template, tmp_path):
+    service = ServiceRepo(template.path, tmp_path / "service")
+    template_only_change(template)
+
+    result = copier(
+        "update", "--trust", "--defaults", "--data", "web_threads=0", "--vcs-ref", "v1.1.0", cwd=service.path
+    )
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if "web_threads" in line] == [
+        "Validation error for question 'web_threads': web_threads must be a whole number from 1 to 32."
+    ]
+    assert service.changed_files() == []
+
+
 def test_template_change_updates_a_customised_service_without_conflicts(template, tmp_path, figure):
     service = ServiceRepo(template.path, tmp_path / "service")
     owned = make_owner_changes(service)
