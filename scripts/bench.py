@@ -582,16 +582,7 @@ def bench_celery(stack, rounds, tasks):
         env = stack.env(CELERY_WORKER_ALIVE_FILE=alive, BENCH_PACKAGE=stack.package)
         app = stack.package if name == "rendered" else "celery_defaults"
         service.python("import django; django.setup(); from celery import current_app as a; a.control.purge()", env=env)
-        worker = service.start(
-            service.bin / "celery",
-            f"--app={app}",
-            "worker",
-            "--loglevel=INFO",
-            "--without-mingle",
-            "--without-gossip",
-            env=env,
-            log_name=f"worker-{name}",
-        )
+        worker = service.start_worker(env, app=app, log_name=f"worker-{name}")
         try:
             wait_for(alive.exists, timeout=120, message=f"the {name} worker")
             out = service.run(service.bin / "python", BENCH_DIR / "celery_producer.py", tasks, env=env, timeout=600)

@@ -148,6 +148,20 @@ class Service:
         self.processes.append(process)
         return process
 
+    def start_worker(self, env, *extra, app=None, log_name="worker"):
+        """A Celery worker with the production stack's flags (app: the service's own by default)."""
+        return self.start(
+            self.bin / "celery",
+            f"--app={app or self.package}",
+            "worker",
+            "--loglevel=INFO",
+            "--without-mingle",
+            "--without-gossip",
+            *extra,
+            env=env,
+            log_name=log_name,
+        )
+
     def stop(self, process, sig=signal.SIGTERM, timeout=30):
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):

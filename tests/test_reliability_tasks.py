@@ -26,7 +26,6 @@ import uuid
 
 import pytest
 import redis
-import test_service
 from conftest import answers_for
 from servers import RedisServer, find_redis_server, skip_or_fail
 from service_env import Service, log_of, service_venv, wait_for
@@ -137,8 +136,7 @@ def send(service, env, count, seconds=TASK_SECONDS):
 
 
 def start_worker(service, env, name):
-    return test_service.start_worker(
-        service,
+    return service.start_worker(
         env,
         f"--concurrency={CONCURRENCY}",
         f"--hostname={name}@%h",

@@ -188,21 +188,6 @@ def test_gunicorn_config_sizes_workers_from_the_cpus_and_rejects_bad_values(serv
         assert message in rejected.stderr
 
 
-def start_worker(service, env, *extra, log_name="worker"):
-    """A Celery worker with the production stack's flags."""
-    return service.start(
-        service.bin / "celery",
-        f"--app={PACKAGE}",
-        "worker",
-        "--loglevel=INFO",
-        "--without-mingle",
-        "--without-gossip",
-        *extra,
-        env=env,
-        log_name=log_name,
-    )
-
-
 def start_beat(service, env, schedule, log_name="beat"):
     return service.start(
         service.bin / "celery",
@@ -218,7 +203,7 @@ def start_beat(service, env, schedule, log_name="beat"):
 def test_celery_worker_runs_the_example_task_over_redis(service, postgres_server, redis_server, tmp_path):
     alive = tmp_path / "worker.alive"
     env = service.production_env(postgres_server.url, redis_server.url, CELERY_WORKER_ALIVE_FILE=alive)
-    worker = start_worker(service, env, "--concurrency=1")
+    worker = service.start_worker(env, "--concurrency=1")
 
     wait_for(alive.exists, timeout=60, message="the worker's alive file")
     assert service.run(service.path / "scripts/check_alive.sh", alive, 60, check=False).returncode == 0
@@ -245,7 +230,7 @@ def test_beat_schedules_the_heartbeat_that_a_worker_runs(service, postgres_serve
         CELERY_BEAT_ALIVE_FILE=beat_alive,
     )
     service.python("import django; django.setup(); from django.core.cache import cache; cache.clear()", env=env)
-    worker = start_worker(service, env, "--concurrency=1")
+    worker = service.start_worker(env, "--concurrency=1")
     beat = start_beat(service, env, tmp_path / "celerybeat-schedule")
     read_heartbeat = (
         "import django; django.setup(); from django.core.cache import cache; print(cache.get('celery:heartbeat'))"
