@@ -17,7 +17,7 @@ django.setup()
 
 from celery import current_app  # noqa: E402
 from celery.result import ResultSet  # noqa: E402
-from common.tasks import add  # noqa: E402
+from servicekit.tasks import add  # noqa: E402
 
 
 def main():

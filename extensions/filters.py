@@ -25,6 +25,7 @@ RESERVED_PACKAGE_NAMES = frozenset(
         "botocore",
         "celery",
         "common",
+        "servicekit",
         "config",
         "django",
         "environ",

@@ -445,7 +445,7 @@ def bench_web(stack, rounds, seconds, connections):
 
 
 def default_workers(stack):
-    result = stack.service.python("from common.resources import available_cpus; print(2 * available_cpus() + 1)")
+    result = stack.service.python("from servicekit.resources import available_cpus; print(2 * available_cpus() + 1)")
     return int(result.stdout.strip())
 
 

@@ -69,6 +69,7 @@ INVALID = [
     ("package_name", "celery", "would shadow"),
     ("package_name", "test", "would shadow"),
     ("package_name", "common", "would shadow"),
+    ("package_name", "servicekit", "would shadow"),
     ("package_name", "json", "would shadow"),
     ("package_name", "1service", "must be a Python identifier"),
     ("package_name", "my-service", "must be a Python identifier"),

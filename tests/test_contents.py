@@ -178,7 +178,7 @@ def test_variant_specific_files(render):
     assert "sentry-sdk" in (s3 / "requirements/base.txt").read_text()
     assert "sentry_sdk" in (s3 / "src/obc_management_system/settings/production.py").read_text()
     assert "sentry" not in (defaults / "src/obc_management_system/settings/production.py").read_text()
-    assert "heartbeat" not in (s3 / "src/common/tasks.py").read_text()
+    assert "heartbeat" not in (s3 / "src/servicekit/tasks.py").read_text()
     assert "CELERY_BEAT_SCHEDULE" not in (s3 / "src/obc_management_system/settings/base.py").read_text()
     assert "handle_path /media/*" in (defaults / "Caddyfile").read_text()
 

@@ -164,7 +164,7 @@ def test_gunicorn_config_sizes_workers_from_the_cpus_and_rejects_bad_values(serv
         for key, _, value in (line.partition("=") for line in printed.stdout.splitlines())
         if value
     }
-    cpus = int(service.python("from common.resources import available_cpus; print(available_cpus())").stdout)
+    cpus = int(service.python("from servicekit.resources import available_cpus; print(available_cpus())").stdout)
     assert int(config["workers"]) == 2 * cpus + 1
     assert config["threads"] == "2"
     assert config["worker_class"] == "gthread"
@@ -208,10 +208,10 @@ def test_celery_worker_runs_the_example_task_over_redis(service, postgres_server
     wait_for(alive.exists, timeout=60, message="the worker's alive file")
     assert service.run(service.path / "scripts/check_alive.sh", alive, 60, check=False).returncode == 0
     result = service.python(
-        "import django; django.setup(); from common.tasks import add; print(add.delay(2, 3).get(timeout=60))", env=env
+        "import django; django.setup(); from servicekit.tasks import add; print(add.delay(2, 3).get(timeout=60))", env=env
     )
     assert result.stdout.strip() == "5"
-    assert "Task common.tasks.add" in log_of(worker) and "succeeded" in log_of(worker)
+    assert "Task servicekit.tasks.add" in log_of(worker) and "succeeded" in log_of(worker)
 
     assert service.stop(worker, signal.SIGTERM) == 0
     assert not alive.exists()
@@ -219,7 +219,7 @@ def test_celery_worker_runs_the_example_task_over_redis(service, postgres_server
 
 def test_beat_schedules_the_heartbeat_that_a_worker_runs(service, postgres_server, redis_server, tmp_path):
     if not has_beat(service):
-        assert "heartbeat" not in (service.path / "src/common/tasks.py").read_text()
+        assert "heartbeat" not in (service.path / "src/servicekit/tasks.py").read_text()
         return
     beat_alive = tmp_path / "beat.alive"
     env = service.production_env(

@@ -384,15 +384,15 @@ class StackChecks:
         assert max_age >= 365 * 24 * 3600, css.headers["cache-control"]
 
     def test_a_task_sent_from_web_runs_on_the_worker_and_beat_schedules_the_heartbeat(self, stack):
-        assert stack.manage_shell("from common.tasks import add; print(add.delay(2, 3).get(timeout=30))") == "5"
-        assert "common.tasks.add" in stack.logs("worker")
+        assert stack.manage_shell("from servicekit.tasks import add; print(add.delay(2, 3).get(timeout=30))") == "5"
+        assert "servicekit.tasks.add" in stack.logs("worker")
         if "beat" not in self.long_running:
             assert "beat" not in stack.by_service()
             return
 
         def heartbeat():
             code = (
-                "from django.core.cache import cache; from common.tasks import HEARTBEAT_KEY as K; print(cache.get(K))"
+                "from django.core.cache import cache; from servicekit.tasks import HEARTBEAT_KEY as K; print(cache.get(K))"
             )
             return stack.manage_shell(code) != "None"
 
@@ -424,7 +424,7 @@ class StackChecks:
 
     def test_stop_is_clean_and_a_request_and_a_task_in_flight_are_not_lost(self, stack):
         # A task the worker holds (received, not yet acknowledged) at the stop.
-        task_id = stack.manage_shell("from common.tasks import add; print(add.apply_async((20, 22), countdown=15).id)")
+        task_id = stack.manage_shell("from servicekit.tasks import add; print(add.apply_async((20, 22), countdown=15).id)")
         wait_for(lambda: task_id in stack.logs("worker"), timeout=10, message="the worker never received the task")
 
         # A request in flight at the stop: with the database paused, /ready/
@@ -462,7 +462,7 @@ class StackChecks:
 
         # Started again, the stack runs the task it had not acknowledged.
         stack.up()
-        code = f"from common.tasks import add; print(add.AsyncResult({task_id!r}).get(timeout=60))"
+        code = f"from servicekit.tasks import add; print(add.AsyncResult({task_id!r}).get(timeout=60))"
         assert stack.manage_shell(code) == "42"
 
     # The variant's ways in. (The stop test comes last in this class on

@@ -1,6 +1,6 @@
 import pytest
 
-from common import health
+from servicekit import health
 
 
 def test_liveness_answers_a_plain_http_probe_for_localhost(client, settings):

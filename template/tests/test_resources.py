@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from common.resources import available_cpus, cgroup_cpu_quota, int_from_env
+from servicekit.resources import available_cpus, cgroup_cpu_quota, int_from_env
 
 AFFINITY = len(os.sched_getaffinity(0))
 
