@@ -198,7 +198,7 @@ def test_adopting_fixes_the_gaps_keeps_the_service_and_updates_later(tmp_path):
     result = copier("update", "--trust", "--defaults", "--conflict", "inline", "--vcs-ref", "v1.1.0", cwd=path)
     assert result.returncode == 0, result.stderr
     assert not CONFLICT_MARKER.search((path / "gunicorn.conf.py").read_text())
-    assert 'int_from_env("GUNICORN_KEEPALIVE", 10' in (path / "gunicorn.conf.py").read_text()
+    assert 'env.int("GUNICORN_KEEPALIVE", default=10' in (path / "gunicorn.conf.py").read_text()
     for relative in THEIR_OWN:
         assert (path / relative).read_text() == textwrap.dedent(EXISTING_SERVICE[relative])
     assert 'PROJECT_APPS = ["inventory"]' in project_settings.read_text()

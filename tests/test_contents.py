@@ -63,7 +63,7 @@ class TestProductionCompose:
         service = render(variant)
         services = compose(service)["services"]
         gunicorn = (service / "gunicorn.conf.py").read_text()
-        graceful = int(re.search(r'"GUNICORN_GRACEFUL_TIMEOUT", (\d+)', gunicorn).group(1))
+        graceful = int(re.search(r'"GUNICORN_GRACEFUL_TIMEOUT", default=(\d+)', gunicorn).group(1))
         assert seconds(services["web"]["stop_grace_period"]) > graceful
         base = next(service.glob("src/*/settings/base.py")).read_text()
         time_limit = int(re.search(r'"CELERY_TASK_TIME_LIMIT", default=(\d+)', base).group(1))
@@ -124,8 +124,7 @@ class TestDockerfile:
 
 # Where the rendered code reads environment variables.
 READERS = [
-    re.compile(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]+)"'),
-    re.compile(r'(?:optional|required|url_with_scheme|int_from_env)\(\s*"([A-Z][A-Z0-9_]+)"'),
+    re.compile(r'\benv\.\w+\(\s*"([A-Z][A-Z0-9_]+)"'),  # servicekit.env: env.str("NAME", ...)
     re.compile(r'os\.environ(?:\.get|\.setdefault)?[\[(]\s*"([A-Z][A-Z0-9_]+)"'),
     re.compile(r'"([A-Z][A-Z0-9_]+)" in os\.environ'),
     re.compile(r"\$\{([A-Z][A-Z0-9_]+)"),  # compose interpolation
@@ -186,9 +185,10 @@ def test_variant_specific_files(render):
 def test_explicit_counts_become_the_defaults(render):
     service = render("explicit-workers")
     gunicorn = (service / "gunicorn.conf.py").read_text()
-    assert 'int_from_env("GUNICORN_WORKERS", 5)' in gunicorn
-    assert 'int_from_env("GUNICORN_THREADS", 4, minimum=1)' in gunicorn
-    assert 'int_from_env("CELERY_CONCURRENCY", 3)' in (service / "src/obc_management/celery.py").read_text()
+    assert 'env.int("GUNICORN_WORKERS", default=5, minimum=0)' in gunicorn
+    assert 'env.int("GUNICORN_THREADS", default=4, minimum=1)' in gunicorn
+    base = (service / "src/obc_management/settings/base.py").read_text()
+    assert 'env.int("CELERY_CONCURRENCY", default=3, minimum=0)' in base
     assert "GUNICORN_WORKERS=5" in (service / ".env.example").read_text()
 
 

@@ -102,8 +102,8 @@ def template_only_change(template):
     """A release that changes template-owned files only."""
     template.edit(
         "template/gunicorn.conf.py.jinja",
-        'keepalive = int_from_env("GUNICORN_KEEPALIVE", 5',
-        'keepalive = int_from_env("GUNICORN_KEEPALIVE", 10',
+        'keepalive = env.int("GUNICORN_KEEPALIVE", default=5',
+        'keepalive = env.int("GUNICORN_KEEPALIVE", default=10',
     )
     template.edit(
         "template/src/{{package_name}}/settings/base.py.jinja",
@@ -146,7 +146,7 @@ def test_template_change_updates_a_customised_service_without_conflicts(template
     assert service.changed_files() == sorted(
         [".copier-answers.yml", "Makefile", "gunicorn.conf.py", f"src/{PACKAGE}/settings/base.py"]
     )
-    assert 'int_from_env("GUNICORN_KEEPALIVE", 10' in service.read("gunicorn.conf.py")
+    assert 'env.int("GUNICORN_KEEPALIVE", default=10' in service.read("gunicorn.conf.py")
     assert "lint: install  # ruff" in service.read("Makefile")
     assert not [
         path
@@ -160,17 +160,17 @@ def test_template_change_updates_a_customised_service_without_conflicts(template
 def test_both_sides_changing_the_same_lines_is_a_visible_conflict(template, tmp_path):
     service = ServiceRepo(template.path, tmp_path / "service")
     service.write(
-        "gunicorn.conf.py", service.read("gunicorn.conf.py").replace('"GUNICORN_TIMEOUT", 30', '"GUNICORN_TIMEOUT", 60')
+        "gunicorn.conf.py", service.read("gunicorn.conf.py").replace('"GUNICORN_TIMEOUT", default=30', '"GUNICORN_TIMEOUT", default=60')
     )
     service.commit("Longer timeout for our slow reports")
-    template.edit("template/gunicorn.conf.py.jinja", '"GUNICORN_TIMEOUT", 30', '"GUNICORN_TIMEOUT", 45')
+    template.edit("template/gunicorn.conf.py.jinja", '"GUNICORN_TIMEOUT", default=30', '"GUNICORN_TIMEOUT", default=45')
     template.release("1.1.0", "Timeout 45 s")
 
     result = service.update("v1.1.0")
 
     text = service.read("gunicorn.conf.py")
     assert CONFLICT_MARKER.search(text)
-    assert '"GUNICORN_TIMEOUT", 60' in text and '"GUNICORN_TIMEOUT", 45' in text
+    assert '"GUNICORN_TIMEOUT", default=60' in text and '"GUNICORN_TIMEOUT", default=45' in text
     # copier 9 exits 0 after an update with conflicts: git is what shows them.
     # The file is unmerged in the index (as after a conflicting git merge), and
     # `git diff --check` fails on the markers.
@@ -205,7 +205,7 @@ def test_renamed_question_keeps_the_old_answer_without_prompting(template, tmp_p
     answers = yaml.safe_load(service.read(".copier-answers.yml"))
     assert "web_threads" not in answers
     assert answers["gunicorn_threads"] == 4
-    assert 'int_from_env("GUNICORN_THREADS", 4, minimum=1)' in service.read("gunicorn.conf.py")
+    assert 'env.int("GUNICORN_THREADS", default=4, minimum=1)' in service.read("gunicorn.conf.py")
     assert service.changed_files() == [".copier-answers.yml"]
 
 

@@ -1,24 +1,115 @@
-"""django-environ's Env, strict: a value that cannot be parsed stops start-up
-with an error naming the variable, instead of a bare ValueError, and a
-boolean must say true or false (DEBUG=maybe is not silently false)."""
+"""The one way the service reads its environment, with one rule for every value.
+
+- Unset and empty are the same: ``NAME=`` in .env (which Docker Compose passes
+  on as an empty string) means "not set", so the default applies.
+- Without a default, a variable that is not set stops start-up with an error
+  naming it.
+- A value that is set but is not what was asked for (``DEBUG=maybe``,
+  ``GUNICORN_TIMEOUT=abc``) stops start-up with an error naming it; it never
+  falls back to the default.
+
+Settings, gunicorn.conf.py and the Celery app all read through ``env``, so the
+rule is the same in every process. It raises ImproperlyConfigured, Django's
+error for bad settings, but needs no Django set-up (gunicorn reads its config
+before loading Django).
+"""
+
+import os
+from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-FALSE_STRINGS = ("false", "off", "no", "n", "0", "")
+REQUIRED = object()
+TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 
-class Env(environ.Env):
-    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+class Env:
+    """Typed readers of environment variables: str, bool, int, float, list, path, url,
+    database and email, each taking the variable's name and an optional default."""
+
+    def __init__(self, variables=os.environ):
+        self.variables = variables
+
+    def value(self, name, default):
+        """The variable's text without surrounding white space, or None to use the default."""
+        text = self.variables.get(name, "").strip()
+        if text:
+            return text
+        if default is REQUIRED:
+            raise ImproperlyConfigured(f"Set the {name} environment variable (see .env.example).")
+        return None
+
+    def str(self, name, default=REQUIRED):
+        text = self.value(name, default)
+        return default if text is None else text
+
+    def bool(self, name, default=REQUIRED):
+        text = self.value(name, default)
+        if text is None:
+            return default
+        if text.lower() in TRUE_WORDS:
+            return True
+        if text.lower() in FALSE_WORDS:
+            return False
+        raise ImproperlyConfigured(f"{name} must be true or false, got {text!r}.")
+
+    def int(self, name, default=REQUIRED, minimum=None):
+        return self._number(int, "a whole number", name, default, minimum)
+
+    def float(self, name, default=REQUIRED, minimum=None):
+        return self._number(float, "a number", name, default, minimum)
+
+    def _number(self, kind, description, name, default, minimum):
+        text = self.value(name, default)
+        if text is None:
+            return default
         try:
-            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
-        except ValueError as error:
-            raise ImproperlyConfigured(f"{var} has an invalid value: {error}") from None
+            number = kind(text)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be {description}, got {text!r}.") from None
+        if minimum is not None and number < minimum:
+            raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}.")
+        return number
 
-    @classmethod
-    def parse_value(cls, value, cast):
-        if cast is bool and isinstance(value, str):
-            text = value.strip().lower()
-            if text not in cls.BOOLEAN_TRUE_STRINGS and text not in FALSE_STRINGS:
-                raise ValueError(f"{value!r} is neither true nor false")
-        return super().parse_value(value, cast)
+    def list(self, name, default=REQUIRED):
+        """Comma-separated items, taken as written (the settings check them)."""
+        text = self.value(name, default)
+        return default if text is None else text.split(",")
+
+    def path(self, name, default=REQUIRED):
+        text = self.value(name, default)
+        return default if text is None else Path(text)
+
+    def url(self, name, schemes, default=REQUIRED):
+        """A URL whose scheme is one of ``schemes``, e.g. ["redis", "rediss"]."""
+        text = self.value(name, default)
+        if text is None:
+            return default
+        scheme, separator, _ = text.partition("://")
+        if not separator or scheme not in schemes:
+            expected = " or ".join(f"{scheme}://" for scheme in schemes)
+            raise ImproperlyConfigured(f"{name} must be a URL starting with {expected}.")
+        return text
+
+    def database(self, name, schemes, default=REQUIRED):
+        """Django's DATABASES entry for a database URL."""
+        if self.value(name, default) is None:
+            return default
+        return self._parsed(name, environ.Env.db_url_config, self.url(name, schemes))
+
+    def email(self, name, default=REQUIRED):
+        """Django's e-mail settings (EMAIL_BACKEND, EMAIL_HOST, ...) for an e-mail URL."""
+        text = self.value(name, default)
+        return default if text is None else self._parsed(name, environ.Env.email_url_config, text)
+
+    @staticmethod
+    def _parsed(name, parse, url):
+        try:
+            return parse(url)
+        except (ValueError, KeyError) as error:
+            raise ImproperlyConfigured(f"{name} is not a valid URL: {error}") from None
+
+
+env = Env()

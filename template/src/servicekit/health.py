@@ -3,8 +3,11 @@
 /health/ says the process answers; it checks nothing else, so an outage of
 a dependency never gets healthy web containers restarted.
 /ready/ says whether the service can do its work: it checks the database,
-the cache and the broker, each with a short timeout, and answers 503 with
-the names of the failed checks when one fails (details go to the log).
+the cache and the broker, and the service's own dependencies listed in
+settings.PROJECT_READY_CHECKS (name -> dotted path of a callable that raises
+when its dependency is unusable). The checks run side by side within one
+deadline, and /ready/ answers 503 with the names of the failed checks when
+one fails or hangs (details go to the log).
 """
 
 import functools
@@ -12,9 +15,11 @@ import logging
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import redis
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
+from django.utils.module_loading import import_string
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -73,6 +78,12 @@ def check_broker():
 CHECKS = {"database": check_database, "cache": check_cache, "broker": check_broker}
 
 
+def all_checks():
+    """The template's checks, then the service's own (PROJECT_READY_CHECKS)."""
+    project = {name: import_string(path) for name, path in settings.PROJECT_READY_CHECKS.items()}
+    return CHECKS | project
+
+
 def _run_check(check):
     try:
         check()
@@ -83,7 +94,8 @@ def _run_check(check):
 
 
 def readiness(request):
-    futures = {name: _checks_pool.submit(_run_check, check) for name, check in CHECKS.items()}
+    checks = all_checks()
+    futures = {name: _checks_pool.submit(_run_check, check) for name, check in checks.items()}
     done, _ = wait(futures.values(), timeout=READY_DEADLINE)
     failed = []
     for name, future in futures.items():
@@ -96,4 +108,4 @@ def readiness(request):
             failed.append(name)
     if failed:
         return JsonResponse({"status": "unavailable", "failed": failed}, status=503)
-    return JsonResponse({"status": "ok", "checks": list(CHECKS)})
+    return JsonResponse({"status": "ok", "checks": list(checks)})

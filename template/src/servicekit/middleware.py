@@ -3,6 +3,7 @@ import ipaddress
 from django.conf import settings
 
 from . import health
+from .csp import header_value
 
 PROBES = {"/health/": health.liveness, "/ready/": health.readiness}
 
@@ -55,17 +56,22 @@ class ProbeMiddleware:
 
 
 class ContentSecurityPolicyMiddleware:
-    """Sends settings.CONTENT_SECURITY_POLICY (directive -> sources) on every
-    response that does not set its own."""
+    """Sends settings.SECURE_CSP as Content-Security-Policy, and
+    settings.SECURE_CSP_REPORT_ONLY as Content-Security-Policy-Report-Only,
+    on every response that does not set its own: what Django 6's
+    django.middleware.csp.ContentSecurityPolicyMiddleware does with the same
+    settings (see servicekit.csp)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.header = "; ".join(
-            f"{directive} {' '.join(sources)}" for directive, sources in settings.CONTENT_SECURITY_POLICY.items()
-        )
+        self.headers = {
+            "Content-Security-Policy": header_value(getattr(settings, "SECURE_CSP", {})),
+            "Content-Security-Policy-Report-Only": header_value(getattr(settings, "SECURE_CSP_REPORT_ONLY", {})),
+        }
 
     def __call__(self, request):
         response = self.get_response(request)
-        if self.header:
-            response.headers.setdefault("Content-Security-Policy", self.header)
+        for header, value in self.headers.items():
+            if value:
+                response.headers.setdefault(header, value)
         return response

@@ -1,7 +1,7 @@
-"""What this process may use: CPUs and whole numbers from the environment.
+"""The CPUs this process may use.
 
-Imported by gunicorn.conf.py and the Celery app before Django is set up, so
-it depends on nothing but the standard library.
+Imported by gunicorn.conf.py before Django is set up, so it depends on
+nothing but the standard library.
 """
 
 import math
@@ -37,17 +37,3 @@ def cgroup_cpu_quota(cgroup=CGROUP):
         return None if quota <= 0 else quota / period
     except (OSError, ValueError):
         return None
-
-
-def int_from_env(name, default, minimum=0):
-    """A whole number from the environment variable `name`, at least `minimum`."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}.") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}.")
-    return value

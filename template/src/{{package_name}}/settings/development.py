@@ -5,28 +5,29 @@ in memory and Celery runs tasks in the calling process. Set either variable
 (see .env.example) to use the real server instead.
 """
 
-import os
 import sys
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, env
+from .base import BASE_DIR, env, finish
 
+# --- Security ----------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-development-only-never-use-in-production")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- Database, cache and Celery broker ---------------------------------------
 fallbacks = []
 
-if "DATABASE_URL" in os.environ:
-    DATABASES = {"default": env.db_url("DATABASE_URL")}
-else:
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR.parent / "db.sqlite3"}}
+DATABASES = {"default": env.database("DATABASE_URL", ["postgres", "postgresql", "pgsql", "sqlite"], default=None)}
+if DATABASES["default"] is None:
+    DATABASES["default"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR.parent / "db.sqlite3"}
     fallbacks.append("SQLite database")
 
-if "REDIS_URL" in os.environ:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("REDIS_URL")}}
-    CELERY_BROKER_URL = CELERY_RESULT_BACKEND = env("REDIS_URL")
+REDIS_URL = env.url("REDIS_URL", ["redis", "rediss"], default=None)
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CELERY_BROKER_URL = "memory://"
@@ -35,9 +36,16 @@ else:
     CELERY_TASK_EAGER_PROPAGATES = True
     fallbacks.append("in-memory cache, tasks run eagerly")
 
+# --- E-mail ------------------------------------------------------------------
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
 # Said once: runserver's autoreloader imports settings again in its child
 # process, which it marks with RUN_MAIN.
-if fallbacks and os.environ.get("RUN_MAIN") != "true":
+if fallbacks and not env.bool("RUN_MAIN", default=False):
     print(f"Development settings without services: {', '.join(fallbacks)}.", file=sys.stderr)
+
+# --- The service's own settings, then what derives from them ----------------
+from .project import *  # noqa: E402, F403
+from .project_development import *  # noqa: E402, F403
+
+finish(globals())

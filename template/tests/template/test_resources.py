@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from servicekit.resources import available_cpus, cgroup_cpu_quota, int_from_env
+from servicekit.resources import available_cpus, cgroup_cpu_quota
 
 AFFINITY = len(os.sched_getaffinity(0))
 
@@ -31,17 +31,3 @@ def test_a_quota_caps_the_cpus_and_rounds_up(tmp_path):
 
     (tmp_path / "cpu.max").write_text("max 100000\n")
     assert available_cpus(tmp_path) == AFFINITY
-
-
-def test_int_from_env(monkeypatch):
-    monkeypatch.setenv("WORKERS", " 4 ")
-    assert int_from_env("WORKERS", 1) == 4
-    monkeypatch.setenv("WORKERS", "")
-    assert int_from_env("WORKERS", 7) == 7
-
-
-@pytest.mark.parametrize(("value", "message"), [("abc", "must be a whole number"), ("-2", "must be at least 0")])
-def test_int_from_env_names_the_variable(monkeypatch, value, message):
-    monkeypatch.setenv("GUNICORN_WORKERS", value)
-    with pytest.raises(ValueError, match=f"GUNICORN_WORKERS {message}"):
-        int_from_env("GUNICORN_WORKERS", 1)

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ServiceKitConfig(AppConfig):
+    name = "servicekit"
+    verbose_name = "Service kit"
+
+    def ready(self):
+        from . import checks  # noqa: F401 - registers the system checks

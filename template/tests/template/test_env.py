@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from servicekit.env import Env
+
+
+def test_empty_is_the_same_as_unset():
+    env = Env({"TIMEOUT": "", "DEBUG": "  ", "HOSTS": ""})
+
+    assert env.int("TIMEOUT", default=30) == 30
+    assert env.int("MISSING", default=30) == 30
+    assert env.bool("DEBUG", default=True) is True
+    assert env.list("HOSTS", default=["example.org"]) == ["example.org"]
+    assert env.str("NAME", default=None) is None
+
+
+@pytest.mark.parametrize("variables", [{}, {"SECRET_KEY": ""}, {"SECRET_KEY": " "}])
+def test_a_required_variable_unset_or_empty_is_named(variables):
+    with pytest.raises(ImproperlyConfigured, match="Set the SECRET_KEY environment variable"):
+        Env(variables).str("SECRET_KEY")
+
+
+def test_values_are_read_as_their_type():
+    env = Env({"WORKERS": " 4 ", "RATE": "0.5", "DEBUG": "Off", "HOSTS": "a.example,b.example", "ROOT": "/srv/static"})
+
+    assert env.int("WORKERS", default=1) == 4
+    assert env.float("RATE", default=0.0) == 0.5
+    assert env.bool("DEBUG", default=True) is False
+    assert env.list("HOSTS") == ["a.example", "b.example"]
+    assert env.path("ROOT") == Path("/srv/static")
+
+
+@pytest.mark.parametrize(
+    ("reader", "value", "message"),
+    [
+        (lambda env: env.int("WORKERS", default=1), "abc", "WORKERS must be a whole number, got 'abc'."),
+        (lambda env: env.int("WORKERS", default=1, minimum=1), "0", "WORKERS must be at least 1, got 0."),
+        (lambda env: env.bool("WORKERS", default=False), "maybe", "WORKERS must be true or false"),
+        (lambda env: env.float("WORKERS", default=1.0), "fast", "WORKERS must be a number"),
+        (
+            lambda env: env.url("WORKERS", ["redis", "rediss"]),
+            "localhost:6379",
+            "WORKERS must be a URL starting with redis:// or rediss://.",
+        ),
+    ],
+)
+def test_a_value_that_cannot_be_read_is_named_never_replaced_by_the_default(reader, value, message):
+    with pytest.raises(ImproperlyConfigured) as error:
+        reader(Env({"WORKERS": value}))
+
+    assert str(error.value).startswith(message)
+
+
+def test_urls_become_django_settings():
+    env = Env({"DATABASE_URL": "postgres://app:secret@db:5432/app", "EMAIL_URL": "smtp+tls://me:pw@mail.example:587"})
+
+    database = env.database("DATABASE_URL", ["postgres"])
+    assert (database["ENGINE"], database["HOST"], database["NAME"]) == ("django.db.backends.postgresql", "db", "app")
+    email = env.email("EMAIL_URL")
+    assert (email["EMAIL_HOST"], email["EMAIL_PORT"], email["EMAIL_USE_TLS"]) == ("mail.example", 587, True)
+    assert env.database("OTHER_URL", ["postgres"], default={"ENGINE": "sqlite"}) == {"ENGINE": "sqlite"}
