@@ -35,6 +35,31 @@ def test_readiness_names_the_failed_dependency(client, monkeypatch):
     assert response.json() == {"status": "unavailable", "failed": ["database"]}
 
 
+def payments_api_down():
+    raise ConnectionError("payments API: connection refused")
+
+
+def payments_api_up():
+    pass
+
+
+@pytest.mark.django_db
+def test_readiness_runs_the_projects_own_checks(client, settings):
+    settings.PROJECT_READY_CHECKS = {"payments-api": f"{__name__}.payments_api_up"}
+
+    response = client.get("/ready/", HTTP_HOST="localhost")
+
+    assert response.status_code == 200
+    assert response.json()["checks"] == ["database", "cache", "broker", "payments-api"]
+
+    settings.PROJECT_READY_CHECKS = {"payments-api": f"{__name__}.payments_api_down"}
+
+    response = client.get("/ready/", HTTP_HOST="localhost")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "failed": ["payments-api"]}
+
+
 def test_other_pages_still_check_the_host(client, settings):
     settings.ALLOWED_HOSTS = ["service.example.org"]
 
