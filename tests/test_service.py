@@ -208,7 +208,8 @@ def test_celery_worker_runs_the_example_task_over_redis(service, postgres_server
     wait_for(alive.exists, timeout=60, message="the worker's alive file")
     assert service.run(service.path / "scripts/check_alive.sh", alive, 60, check=False).returncode == 0
     result = service.python(
-        "import django; django.setup(); from servicekit.tasks import add; print(add.delay(2, 3).get(timeout=60))", env=env
+        "import django; django.setup(); from servicekit.tasks import add; print(add.delay(2, 3).get(timeout=60))",
+        env=env,
     )
     assert result.stdout.strip() == "5"
     assert "Task servicekit.tasks.add" in log_of(worker) and "succeeded" in log_of(worker)

@@ -392,7 +392,8 @@ class StackChecks:
 
         def heartbeat():
             code = (
-                "from django.core.cache import cache; from servicekit.tasks import HEARTBEAT_KEY as K; print(cache.get(K))"
+                "from django.core.cache import cache; from servicekit.tasks import HEARTBEAT_KEY as K; "
+                "print(cache.get(K))"
             )
             return stack.manage_shell(code) != "None"
 
@@ -424,7 +425,9 @@ class StackChecks:
 
     def test_stop_is_clean_and_a_request_and_a_task_in_flight_are_not_lost(self, stack):
         # A task the worker holds (received, not yet acknowledged) at the stop.
-        task_id = stack.manage_shell("from servicekit.tasks import add; print(add.apply_async((20, 22), countdown=15).id)")
+        task_id = stack.manage_shell(
+            "from servicekit.tasks import add; print(add.apply_async((20, 22), countdown=15).id)"
+        )
         wait_for(lambda: task_id in stack.logs("worker"), timeout=10, message="the worker never received the task")
 
         # A request in flight at the stop: with the database paused, /ready/

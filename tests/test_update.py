@@ -160,7 +160,8 @@ def test_template_change_updates_a_customised_service_without_conflicts(template
 def test_both_sides_changing_the_same_lines_is_a_visible_conflict(template, tmp_path):
     service = ServiceRepo(template.path, tmp_path / "service")
     service.write(
-        "gunicorn.conf.py", service.read("gunicorn.conf.py").replace('"GUNICORN_TIMEOUT", default=30', '"GUNICORN_TIMEOUT", default=60')
+        "gunicorn.conf.py",
+        service.read("gunicorn.conf.py").replace('"GUNICORN_TIMEOUT", default=30', '"GUNICORN_TIMEOUT", default=60'),
     )
     service.commit("Longer timeout for our slow reports")
     template.edit("template/gunicorn.conf.py.jinja", '"GUNICORN_TIMEOUT", default=30', '"GUNICORN_TIMEOUT", default=45')

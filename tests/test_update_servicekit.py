@@ -137,6 +137,9 @@ def test_the_updated_service_passes_its_checks_and_suite(template, tmp_path):
         "tests/template/test_health.py"
         in runner.run(runner.bin / "pytest", "--collect-only", "-q", "-p", "no:cacheprovider").stdout
     )
-    views = runner.python("import django; django.setup(); import inventory.views as v; print(v.add.name)")
+    development = runner.env(DJANGO_SETTINGS_MODULE=f"{PACKAGE}.settings.development")
+    views = runner.python(
+        "import django; django.setup(); import inventory.views as v; print(v.add.name)", env=development
+    )
     assert views.stdout.strip() == "servicekit.tasks.add"
     assert subprocess.run(["git", "diff", "--check"], cwd=service.path, capture_output=True).returncode == 0
