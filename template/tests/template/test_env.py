@@ -1,3 +1,7 @@
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +65,20 @@ def test_urls_become_django_settings():
     email = env.email("EMAIL_URL")
     assert (email["EMAIL_HOST"], email["EMAIL_PORT"], email["EMAIL_USE_TLS"]) == ("mail.example", 587, True)
     assert env.database("OTHER_URL", ["postgres"], default={"ENGINE": "sqlite"}) == {"ENGINE": "sqlite"}
+
+
+def test_development_settings_follow_the_rule(settings):
+    # DEBUG= used to mean false in development; empty now means the default there too.
+    code = (
+        "import json; from django.conf import settings; "
+        "print(json.dumps([settings.DEBUG, settings.CELERY_TASK_TIME_LIMIT, settings.DATABASES['default']['ENGINE']]))"
+    )
+    development = settings.SETTINGS_MODULE.rpartition(".")[0] + ".development"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": development, "DEBUG": "", "CELERY_TASK_TIME_LIMIT": ""}
+    env["DATABASE_URL"] = ""
+    result = subprocess.run(  # noqa: S603 - a fixed command line
+        [sys.executable, "-c", code], cwd=Path(__file__).parents[2] / "src", env=env, capture_output=True, text=True
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [True, 300, "django.db.backends.sqlite3"]
