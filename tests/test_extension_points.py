@@ -156,3 +156,17 @@ def test_a_check_that_does_not_import_is_reported_by_manage_py_check(service):
     assert result.returncode != 0
     assert "servicekit.E001" in result.stderr
     assert "PROJECT_READY_CHECKS['s3'] cannot be imported" in result.stderr
+
+
+def test_the_services_settings_cannot_switch_off_productions_safeguards(service):
+    project = service.path / SETTINGS / "project.py"
+    original = project.read_text()
+    production_env = service.production_env("postgres://app:secret@db:5432/app", "redis://redis:6379/0")
+    try:
+        for unsafe, variable in [("DEBUG = True", "DEBUG"), ('ALLOWED_HOSTS = ["*"]', "ALLOWED_HOSTS")]:
+            project.write_text(f"{original}\n{unsafe}\n")
+            result = service.python("import django; django.setup()", env=production_env, check=False)
+            assert result.returncode != 0, unsafe
+            assert "ImproperlyConfigured" in result.stderr and variable in result.stderr.strip().splitlines()[-1]
+    finally:
+        project.write_text(original)
