@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
-from conftest import REQUIRED_ANSWERS, ROOT
+from harness.answers import REQUIRED_ANSWERS, ROOT
 
 BIN = Path(sys.executable).parent
 
@@ -23,17 +23,18 @@ def quick_start_commands():
 def test_quick_start_has_two_commands_and_ci_runs_the_second():
     render_command, test_command = quick_start_commands()
     assert "copier copy --trust" in render_command
-    assert test_command == "python3 scripts/test.py"
+    assert test_command == "python3 scripts/run_tests.py"
+    # The same command, which passes on the arguments .ci/run is given.
     ci_commands = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line.startswith("python3 ")]
-    assert ci_commands == [test_command]
+    assert ci_commands == [f'{test_command} "$@"']
 
 
 def test_quick_start_renders_a_service(copier_template, tmp_path, figure):
     render_command = quick_start_commands()[0]
     install, copy = (shlex.split(part) for part in render_command.split("&&"))
     # The install step asks for exactly what the template needs beside copier.
-    test_requirements = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    pinned = {requirement.split("==")[0] for requirement in test_requirements["test"]}
+    test_group = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["test"]
+    pinned = {requirement.split("==")[0] for requirement in test_group if isinstance(requirement, str)}
     assert install[:4] == ["python3", "-m", "pip", "install"] and set(install[4:]) <= pinned
     # The copy step, run as written, with the template snapshot instead of its URL.
     assert copy[:3] == ["copier", "copy", "--trust"] and copy[3].startswith("https://")
