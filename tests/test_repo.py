@@ -1,5 +1,6 @@
 """The template repository itself: its quick start is true, its code is clean."""
 
+import itertools
 import re
 import shlex
 import subprocess
@@ -8,10 +9,12 @@ import time
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from harness.answers import REQUIRED_ANSWERS, ROOT
 
 BIN = Path(sys.executable).parent
+WORKFLOW = ROOT / ".github/workflows/ci.yml"
 
 
 def quick_start_commands():
@@ -27,6 +30,41 @@ def test_quick_start_has_two_commands_and_ci_runs_the_second():
     # The same command, which passes on the arguments .ci/run is given.
     ci_commands = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line.startswith("python3 ")]
     assert ci_commands == [f'{test_command} "$@"']
+
+
+def test_the_workflow_runs_every_test_once_through_ci_run():
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    steps = [step.get("run", "") for job in jobs.values() for step in job["steps"]]
+    assert [run for run in steps if ".ci/run" in run] == ['.ci/run -m "${{ matrix.markers }}"']
+    assert not [run for run in steps if "run_tests.py" in run or "pytest" in run]
+    selections = [tier["markers"] for tier in jobs["test"]["strategy"]["matrix"]["include"]]
+    markers = sorted(set(re.findall(r"\w+", " ".join(selections))) - {"and", "or", "not"})
+    # Whatever markers a test has, exactly one tier selects it. A marker
+    # expression is Python's boolean syntax over marker names.
+    for values in itertools.product([False, True], repeat=len(markers)):
+        test_markers = dict(zip(markers, values, strict=True))
+        chosen = [selection for selection in selections if eval(selection, {"__builtins__": {}}, test_markers)]
+        assert len(chosen) == 1, (test_markers, chosen)
+
+
+@pytest.mark.parametrize(
+    ("path", "schema"),
+    [(".github/workflows/ci.yml", "vendor.github-workflows"), (".github/dependabot.yml", "vendor.dependabot")],
+)
+def test_repository_github_files_match_their_schemas(path, schema):
+    command = [str(BIN / "check-jsonschema"), "--builtin-schema", schema, path]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_commit_hooks_are_pinned():
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    for repo in config["repos"]:
+        if repo["repo"] == "local":
+            pins = [dependency for hook in repo["hooks"] for dependency in hook.get("additional_dependencies", [])]
+            assert all("==" in pin for pin in pins), pins
+        else:
+            assert re.fullmatch(r"v?\d+(\.\d+)+", repo["rev"]), repo
 
 
 def test_quick_start_renders_a_service(copier_template, tmp_path, figure):
