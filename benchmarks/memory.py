@@ -2,10 +2,14 @@
 
 import os
 import time
+from pathlib import Path
 
 from benchmarks.measure import log, median, wrk
 from benchmarks.results import Figure
-from benchmarks.stack import IN_SERVICE, Stack, rss_mib, worker_pids
+from benchmarks.stack import Stack, rss_mib, worker_pids
+
+# The wrk script that cycles through the paths in BENCH_PATHS.
+ROTATE = Path(__file__).resolve().parent / "rotate.lua"
 
 
 def run(stack: Stack, requests, connections):
@@ -22,7 +26,7 @@ def run(stack: Stack, requests, connections):
         for _ in range(2):
             done, errors = 0, 0
             while done < requests:  # wrk runs for a time, not a count: run it in short bursts
-                burst = wrk(f"{url}/", host, 2, connections, script=IN_SERVICE / "rotate.lua", env=env)
+                burst = wrk(f"{url}/", host, 2, connections, script=ROTATE, env=env)
                 done, errors = done + burst.requests, errors + burst.errors
             time.sleep(1)
             pids = worker_pids(process.pid)
