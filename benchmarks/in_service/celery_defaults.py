@@ -1,7 +1,7 @@
 """The rendered Celery app with Celery's own defaults for delivery.
 
-Started as `celery --app=celery_defaults worker ...` (benchmarks/ on
-PYTHONPATH) beside the rendered app, to compare the rendered worker settings
+Started as `celery --app=celery_defaults worker ...` (this directory
+on PYTHONPATH) beside the rendered app, to compare the rendered worker settings
 (late acks, requeue on a lost worker, prefetch 1, recycled processes) with
 Celery's defaults on the same broker, the same concurrency and the same
 command line.

@@ -1,27 +1,26 @@
 """Sends N no-op tasks to the running worker and waits until all have run.
 
-    python celery_producer.py N     (Django settings from the environment)
+    python celery_producer.py N KIT     (Django settings from the environment)
 
-Prints one JSON line: {"tasks": N, "seconds": end-to-end time, "acks_late": ...}.
-The task is the rendered service's example task `add` (pure, a no-op in cost);
-its results go to the rendered result backend (Redis).
+Prints one JSON line: {"tasks": N, "seconds": end-to-end time, "send_seconds": ..., "broker": ...}.
+The task is the example task `add` of the service's shared package KIT (pure,
+a no-op in cost); its results go to the rendered result backend (Redis).
 """
 
+import importlib
 import json
 import sys
 import time
 
 import django
-
-django.setup()
-
-from celery import current_app  # noqa: E402
-from celery.result import ResultSet  # noqa: E402
-from servicekit.tasks import add  # noqa: E402
+from celery import current_app
+from celery.result import ResultSet
 
 
 def main():
-    count = int(sys.argv[1])
+    count, kit = int(sys.argv[1]), sys.argv[2]
+    django.setup()
+    add = importlib.import_module(f"{kit}.tasks").add
     add.delay(0, 0).get(timeout=60)  # the worker is up and the connections are open
     start = time.perf_counter()
     results = ResultSet([add.delay(i, i) for i in range(count)])
