@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REQUIRED_ANSWERS, ROOT
+from harness.answers import KIT, REQUIRED_ANSWERS, ROOT
 from jinja2 import Environment
 
 COPIER = str(Path(sys.executable).parent / "copier")
@@ -68,7 +68,7 @@ INVALID = [
     ("package_name", "django", "would shadow"),
     ("package_name", "celery", "would shadow"),
     ("package_name", "test", "would shadow"),
-    ("package_name", "common", "would shadow"),
+    ("package_name", KIT, "would shadow"),  # the template's own package
     ("package_name", "json", "would shadow"),
     ("package_name", "1service", "must be a Python identifier"),
     ("package_name", "my-service", "must be a Python identifier"),

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
-from conftest import REQUIRED_ANSWERS, ROOT
+from harness.answers import REQUIRED_ANSWERS, ROOT
 
 BIN = Path(sys.executable).parent
 

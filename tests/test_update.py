@@ -2,21 +2,14 @@
 
 import re
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REQUIRED_ANSWERS, ROOT, require
-from template_repo import TemplateRepo, copy_template, git
-
-COPIER = str(Path(sys.executable).parent / "copier")
-PACKAGE = "obc_management_system"
-
-
-def copier(*args, cwd):
-    return subprocess.run([COPIER, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+from harness.answers import PACKAGE, REQUIRED_ANSWERS, ROOT, answers_for, package_of, python_version_of
+from harness.policy import require
+from harness.service import Service, service_venv
+from harness.template_repo import CONFLICT_MARKER, TemplateRepo, copier, copy_template, git, template_only_change
 
 
 class ServiceRepo:
@@ -65,8 +58,6 @@ def template(tmp_path):
     return TemplateRepo(tmp_path / "template")
 
 
-CONFLICT_MARKER = re.compile(r"^(<<<<<<<|=======|>>>>>>>)( |$)", re.M)
-
 # How owners change a service: each only in files the service owns.
 OWNER_CHANGES = {
     f"src/{PACKAGE}/settings/project.py": lambda text: text.replace(
@@ -96,22 +87,6 @@ def make_owner_changes(service):
     # .env is the owner's and never committed.
     service.write(".env", service.read(".env.example").replace("SECRET_KEY=\n", "SECRET_KEY=ours\n"))
     return {relative: service.read(relative) for relative in [*OWNER_CHANGES, ".env"]}
-
-
-def template_only_change(template):
-    """A release that changes template-owned files only."""
-    template.edit(
-        "template/gunicorn.conf.py.jinja",
-        'keepalive = int_from_env("GUNICORN_KEEPALIVE", 5',
-        'keepalive = int_from_env("GUNICORN_KEEPALIVE", 10',
-    )
-    template.edit(
-        "template/src/{{package_name}}/settings/base.py.jinja",
-        'LANGUAGE_CODE = "en-us"',
-        'LANGUAGE_CODE = env("LANGUAGE_CODE", default="en-us")',
-    )
-    template.edit("template/Makefile", "lint: install\n", "lint: install  # ruff: rules and formatting\n")
-    template.release("1.1.0", "Longer keep-alive, LANGUAGE_CODE from the environment")
 
 
 def test_an_invalid_answer_to_an_update_changes_nothing(template, tmp_path):
@@ -238,9 +213,6 @@ def previous_release():
 @pytest.mark.service
 @pytest.mark.parametrize("variant", ["defaults", "s3-no-proxy-no-beat-sentry"])
 def test_update_from_the_previous_release_to_now(tmp_path, variant):
-    from conftest import answers_for
-    from service_env import Service, service_venv
-
     release = previous_release()
     require(release, "no 'Release vX.Y.Z' commit in this repository's history")
     version, commit = release
@@ -271,7 +243,7 @@ def test_update_from_the_previous_release_to_now(tmp_path, variant):
         if path.is_file() and ".git" not in path.parts and CONFLICT_MARKER.search(path.read_text(errors="ignore"))
     ]
     assert yaml.safe_load(service.read(".copier-answers.yml"))["_commit"] == f"v{major}.{minor}.{patch + 1}"
-    runner = Service(service.path, service_venv(service.path, answers.get("python_version", "3.13")), PACKAGE)
+    runner = Service(service.path, service_venv(service.path, python_version_of(answers)), package_of(answers))
     suite = runner.run(runner.bin / "pytest", "-q", "-p", "no:cacheprovider")
     assert " passed" in suite.stdout and "failed" not in suite.stdout
 

@@ -1,18 +1,30 @@
 """The template as a git repository of its own, tagged like a release: what
-`copier copy --vcs-ref` and `copier update` run against in the update tests
-and the benchmarks."""
+`copier copy --vcs-ref` and `copier update` run against in the update and
+adoption tests and the benchmarks."""
 
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness.answers import ROOT
+
+# The copier command of the environment running the suite.
+COPIER = str(Path(sys.executable).parent / "copier")
+# A line that git's (and copier's) inline conflict markers start.
+CONFLICT_MARKER = re.compile(r"^(<<<<<<<|=======|>>>>>>>)( |$)", re.M)
 # What copier reads of this repository.
 TEMPLATE_PATHS = ["copier.yml", "extensions", "template"]
 
 
 def git(*args, cwd):
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def copier(*args, cwd):
+    """Runs the copier command as a user would; returns the CompletedProcess."""
+    return subprocess.run([COPIER, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def copy_template(destination):
@@ -49,3 +61,19 @@ class TemplateRepo:
         git("add", "--all", cwd=self.path)
         git("commit", "--quiet", "--allow-empty", "-m", message, cwd=self.path)
         git("tag", f"v{version}", cwd=self.path)
+
+
+def template_only_change(template):
+    """Releases v1.1.0 of a TemplateRepo, changing template-owned files only."""
+    template.edit(
+        "template/gunicorn.conf.py.jinja",
+        'keepalive = int_from_env("GUNICORN_KEEPALIVE", 5',
+        'keepalive = int_from_env("GUNICORN_KEEPALIVE", 10',
+    )
+    template.edit(
+        "template/src/{{package_name}}/settings/base.py.jinja",
+        'LANGUAGE_CODE = "en-us"',
+        'LANGUAGE_CODE = env("LANGUAGE_CODE", default="en-us")',
+    )
+    template.edit("template/Makefile", "lint: install\n", "lint: install  # ruff: rules and formatting\n")
+    template.release("1.1.0", "Longer keep-alive, LANGUAGE_CODE from the environment")
