@@ -7,7 +7,7 @@ import tomllib
 import pytest
 import yaml
 from copier import run_copy
-from harness.answers import PYTHON_VERSION, REQUIRED_ANSWERS
+from harness.answers import DOMAIN, PYTHON_VERSION, REQUIRED_ANSWERS
 from harness.service import Service, service_venv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -38,7 +38,7 @@ NASTY = [
     "../../etc/passwd",
     "..",
     "name\x00null",
-    "https://obcms.example.org:8443/path",
+    f"https://{DOMAIN}:8443/path",
     "class",
     "django",
     "x" * 300,

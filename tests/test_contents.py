@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 import yaml
-from harness.answers import KIT, PACKAGE, VARIANTS, answers_for, package_of
+from harness.answers import KIT, PACKAGE, VARIANTS, answers_for, package_of, python_version_of
 from harness.docker import compose_images
 
 LONG_RUNNING = {"db", "redis", "web", "worker", "beat", "proxy"}
@@ -114,7 +114,7 @@ class TestDockerfile:
         assert "HEALTHCHECK" in production
 
     def test_base_image_is_a_build_argument(self, render, variant):
-        version = answers_for(variant).get("python_version", "3.13")
+        version = python_version_of(answers_for(variant))
         dockerfile = (render(variant) / "Dockerfile").read_text()
         assert f"ARG PYTHON_IMAGE=python:{version}-slim-trixie" in dockerfile
         assert "FROM ${PYTHON_IMAGE} AS base" in dockerfile
@@ -214,7 +214,7 @@ def test_every_image_is_a_variable_whose_default_is_the_official_image(render, v
     service = render(variant)
     answers = answers_for(variant)
     official = {
-        "PYTHON_IMAGE": f"python:{answers.get('python_version', '3.13')}-slim-trixie",
+        "PYTHON_IMAGE": f"python:{python_version_of(answers)}-slim-trixie",
         "POSTGRES_IMAGE": f"postgres:{answers.get('postgres_version', '17')}",
         "REDIS_IMAGE": "redis:7.4",
     }

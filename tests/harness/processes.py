@@ -52,12 +52,14 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 
     if process.poll() is None:
         leader = leads_its_group(process)
         _signal(process, sig, group)
+        killed = sig == signal.SIGKILL
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             _signal(process, signal.SIGKILL, group=True)
             process.wait(10)
-        if leader and sig == signal.SIGKILL:
+            killed = True
+        if leader and killed:
             # Killed with no chance to clean up: wait until its children are
             # gone too, so that nothing they did is still happening after.
             _wait_for_group_to_go(process.pid, timeout=10)
