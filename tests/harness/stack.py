@@ -137,19 +137,6 @@ class ComposeProject:
     def exec(self, service: str, *command: str, check: bool = True, timeout: float = 120) -> str:
         return self.compose("exec", "-T", service, *command, check=check, timeout=timeout).stdout
 
-    def signalled(self, since: float) -> list[str]:
-        """The containers of the project the engine sent a signal to (a stop
-        or a kill) since the given time.time()."""
-        events = docker(
-            "events",
-            f"--since={since:.3f}",
-            f"--until={time.time():.3f}",
-            f"--filter=label=com.docker.compose.project={self.project}",
-            "--filter=event=kill",
-            "--format={{.Actor.Attributes.name}}",
-        )
-        return events.stdout.split()
-
     def logs(self, *services: str) -> str:
         return self.compose("logs", "--no-color", *services, check=False).stdout
 
