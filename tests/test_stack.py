@@ -438,17 +438,25 @@ class StackChecks:
         # itself (stopping a paused container can hang the engine).
         app_services = [name for name in stack.by_service() if name not in ("db", "redis", "migrate")]
         stack.compose("pause", "db")
-        with concurrent.futures.ThreadPoolExecutor() as pool:
-            request = pool.submit(self.site_get, stack, "/ready/")
-            time.sleep(0.5)
-            assert not request.done(), "the request was not in flight"
-            started = time.monotonic()
-            stop = pool.submit(stack.compose, "stop", *app_services, timeout=900)
-            time.sleep(1)
-            assert not request.done(), "the request was not in flight at the stop"
-            stack.compose("unpause", "db")
-            response = request.result(timeout=60)
-            stop.result()
+        paused = True
+        try:
+            with concurrent.futures.ThreadPoolExecutor() as pool:
+                request = pool.submit(self.site_get, stack, "/ready/")
+                time.sleep(0.5)
+                assert not request.done(), "the request was not in flight"
+                started = time.monotonic()
+                stop = pool.submit(stack.compose, "stop", *app_services, timeout=900)
+                time.sleep(1)
+                assert not request.done(), "the request was not in flight at the stop"
+                stack.compose("unpause", "db")
+                paused = False
+                response = request.result(timeout=60)
+                stop.result()
+        finally:
+            if paused:
+                # A paused database left behind would hang the stack's
+                # `down`, and with it the engine.
+                stack.compose("unpause", "db", check=False, timeout=60)
         stack.compose("stop", timeout=900)
         figure(f"{stack.project}: docker compose stop", f"{time.monotonic() - started:.1f} s")
         assert response.status in (200, 503), response
