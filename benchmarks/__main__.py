@@ -4,7 +4,7 @@ Needs what the test suite needs (Python 3.11+, git; Python 3.13 for the
 rendered service), plus the `wrk` HTTP load generator for the web figures
 (Debian/Ubuntu: `apt-get install wrk`; macOS: `brew install wrk`) and a
 Docker engine with Compose v2 for the image and stack figures (as the
-container tests; .ci/install-docker.sh sets one up). A group whose tool is
+container tests; tests/offline/install-docker.sh sets one up). A group whose tool is
 missing is left out, saying why. Writes benchmarks/results.md and
 benchmarks/results.json.
 
@@ -25,14 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.answers import REQUIRED_ANSWERS
-from harness.docker import engine_problem
-
 from benchmarks import celery, copier, docker, memory, sweep, web
 from benchmarks.measure import log, wrk_problem
 from benchmarks.report import markdown
 from benchmarks.results import Run
 from benchmarks.stack import Stack
+from harness.answers import REQUIRED_ANSWERS
+from harness.docker import engine_problem
 
 GROUPS = ["copier", "web", "sweep", "memory", "celery", "docker"]
 STACK_GROUPS = {"web", "sweep", "memory", "celery"}  # on the rendered service, run here

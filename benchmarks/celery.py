@@ -3,12 +3,11 @@
 import json
 import signal
 
-from harness.answers import KIT
-from harness.service import wait_for
-
 from benchmarks.measure import alternate, log, median
 from benchmarks.results import Figure
 from benchmarks.stack import IN_SERVICE, Stack
+from harness.answers import KIT
+from harness.service import wait_for
 
 
 def run(stack: Stack, rounds, tasks):

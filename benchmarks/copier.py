@@ -4,10 +4,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from harness.template_repo import TemplateRepo, git
-
 from benchmarks.measure import alternate, log, median, timed
 from benchmarks.results import Figure
+from harness.template_repo import TemplateRepo, git
 
 # What an update to the template-only change of v1.1.0 may change in a service.
 UPDATED_FILES = [".copier-answers.yml", "gunicorn.conf.py"]

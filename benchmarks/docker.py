@@ -8,12 +8,12 @@ import secrets
 
 import yaml
 from copier import run_copy
-from harness.answers import ROOT
-from harness.docker import DEBIAN_SUITE, compose_images, docker, ensure_images, is_stand_in, python_base_image
-from harness.stack import ComposeProject, build, compose_files, env_file, image_size, step_cached
 
 from benchmarks.measure import alternate, log, median
 from benchmarks.results import Figure
+from harness.answers import ROOT
+from harness.docker import DEBIAN_SUITE, docker, image_values, is_stand_in, stack_images
+from harness.stack import ComposeProject, build, compose_files, env_file, image_size, step_cached
 
 
 def megabytes(size):
@@ -26,8 +26,10 @@ def run(work, rounds, answers):
     log("docker: rendering the default service and preparing the base and service images")
     run_copy(str(ROOT), service, data=answers, defaults=True, unsafe=True, vcs_ref="HEAD", quiet=True)
     recorded = yaml.safe_load((service / ".copier-answers.yml").read_text())
-    base = python_base_image(recorded["python_version"])
-    ensure_images(compose_images(service / "docker-compose.prod.yml"), base)
+    # The official images where they can be had, else the stand-ins; the
+    # stack's .env names whichever it is.
+    images = image_values(stack_images(service / "docker-compose.prod.yml"))
+    base = images["PYTHON_IMAGE"]
     tag = f"template-bench-{secrets.token_hex(3)}:latest"
     urls = service / "src" / recorded["package_name"] / "urls.py"
     reused = []
@@ -56,6 +58,7 @@ def run(work, rounds, answers):
                 "POSTGRES_PASSWORD": secrets.token_hex(24),
                 "EMAIL_URL": "consolemail://",
                 "IMAGE": tag,
+                **images,
             },
         )
         files = compose_files(service)

@@ -9,11 +9,11 @@ import signal
 from pathlib import Path
 
 from copier import run_copy
+
+from benchmarks.measure import log
 from harness.answers import KIT, PACKAGE, ROOT
 from harness.servers import PostgresServer, RedisServer, free_port
 from harness.service import Service, http_get, service_venv, wait_for
-
-from benchmarks.measure import log
 
 # Files the service's own processes run (gunicorn, the Celery worker): on
 # their PYTHONPATH, apart from this package, whose module names (celery,

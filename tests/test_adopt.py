@@ -4,14 +4,15 @@ import textwrap
 
 import pytest
 import yaml
-from service_env import Service, service_venv
-from template_repo import TemplateRepo, git
-from test_update import CONFLICT_MARKER, copier, template_only_change
+
+from harness.answers import DOMAIN, PYTHON_VERSION
+from harness.service import Service, service_venv
+from harness.template_repo import CONFLICT_MARKER, TemplateRepo, copier, git, template_only_change
 
 pytestmark = pytest.mark.service
 
+# The existing service's own package name (not the template's default).
 PACKAGE = "obc_management"
-DOMAIN = "obcms.example.org"
 
 # A service shaped like the template's output, with the usual production gaps.
 EXISTING_SERVICE = {
@@ -179,7 +180,7 @@ def test_adopting_fixes_the_gaps_keeps_the_service_and_updates_later(tmp_path):
         assert f"{variable}=" in env_example
 
     # The service works: its app, models, migrations and URLs, with the Celery app.
-    service = Service(path, service_venv(path, "3.13"), PACKAGE)
+    service = Service(path, service_venv(path, PYTHON_VERSION), PACKAGE)
     service.python(f"from {PACKAGE} import celery_app; print(celery_app)")
     assert "No changes detected" in service.manage("makemigrations", "--check", "--dry-run").stdout
     service.manage("migrate", "--noinput")

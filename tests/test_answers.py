@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REQUIRED_ANSWERS, ROOT
 from jinja2 import Environment
+
+from harness.answers import DOMAIN, KIT, PACKAGE, REQUIRED_ANSWERS, ROOT
 
 COPIER = str(Path(sys.executable).parent / "copier")
 
@@ -39,8 +40,8 @@ def recorded_answers(service):
 def test_slug_and_package_derive_from_the_name(render):
     answers = recorded_answers(render("defaults"))
     assert answers["project_slug"] == "obc-management-system"
-    assert answers["package_name"] == "obc_management_system"
-    assert (render("defaults") / "src/obc_management_system/settings/production.py").is_file()
+    assert answers["package_name"] == PACKAGE == "obc_management_system"
+    assert (render("defaults") / f"src/{PACKAGE}/settings/production.py").is_file()
 
 
 def test_unicode_name_gets_an_ascii_slug(render):
@@ -68,8 +69,8 @@ INVALID = [
     ("package_name", "django", "would shadow"),
     ("package_name", "celery", "would shadow"),
     ("package_name", "test", "would shadow"),
-    ("package_name", "common", "would shadow"),
-    ("package_name", "servicekit", "would shadow"),
+    ("package_name", "common", "would shadow"),  # the template's package until 0.1.0
+    ("package_name", KIT, "would shadow"),  # the template's own package
     ("package_name", "json", "would shadow"),
     ("package_name", "1service", "must be a Python identifier"),
     ("package_name", "my-service", "must be a Python identifier"),
@@ -77,9 +78,9 @@ INVALID = [
     ("description", 'A "quoted" description', "must not contain quotes"),
     ("author_email", "not-an-email", "author_email must be an e-mail address"),
     ("domain", "", "domain is required"),
-    ("domain", "https://obcms.example.org", "without scheme, port or path"),
-    ("domain", "obcms.example.org:8443", "without scheme, port or path"),
-    ("domain", "obcms.example.org/app", "without scheme, port or path"),
+    ("domain", f"https://{DOMAIN}", "without scheme, port or path"),
+    ("domain", f"{DOMAIN}:8443", "without scheme, port or path"),
+    ("domain", f"{DOMAIN}/app", "without scheme, port or path"),
     ("domain", "localhost", "fully qualified host name"),
     ("domain", "OBCMS.example.org", "must be lower-case"),
     ("domain", "-bad.example.org", "fully qualified host name"),

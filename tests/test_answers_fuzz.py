@@ -6,11 +6,12 @@ import tomllib
 
 import pytest
 import yaml
-from conftest import REQUIRED_ANSWERS
 from copier import run_copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from service_env import Service, service_venv
+
+from harness.answers import DOMAIN, PYTHON_VERSION, REQUIRED_ANSWERS
+from harness.service import Service, service_venv
 
 # One worker runs the whole module, in order, so the last test can report the
 # counts of all of them.
@@ -38,7 +39,7 @@ NASTY = [
     "../../etc/passwd",
     "..",
     "name\x00null",
-    "https://obcms.example.org:8443/path",
+    f"https://{DOMAIN}:8443/path",
     "class",
     "django",
     "x" * 300,
@@ -54,7 +55,7 @@ outcomes = {"tried": 0, "rejected": 0, "rendered": 0}
 @pytest.fixture(scope="module")
 def checker(render, tmp_path_factory):
     """A service venv to run `check --deploy` in rendered examples (same requirements as the defaults)."""
-    return service_venv(render("defaults"), "3.13")
+    return service_venv(render("defaults"), PYTHON_VERSION)
 
 
 def render_or_reject(template, tmp_path_factory, answers):

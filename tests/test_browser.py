@@ -3,10 +3,11 @@
 import shutil
 
 import pytest
-from conftest import require
-from servers import free_port
-from service_env import Service, http_get, log_of, service_venv, wait_for
-from test_service import PACKAGE
+
+from harness.answers import answers_for
+from harness.policy import require
+from harness.servers import free_port
+from harness.service import http_get, log_of, prepare_service, wait_for
 
 pytestmark = pytest.mark.service
 
@@ -45,9 +46,7 @@ def test_admin_login_works_under_the_content_security_policy(
 ):
     from selenium.webdriver.common.by import By
 
-    path = tmp_path / "service"
-    shutil.copytree(render("defaults"), path)
-    service = Service(path, service_venv(path, "3.13"), PACKAGE)
+    service = prepare_service(render("defaults"), tmp_path / "service", answers_for("defaults"))
     port = free_port()
     # Production settings, served over plain HTTP on localhost: browsers treat
     # localhost as a secure context, so Secure cookies still work.

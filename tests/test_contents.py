@@ -6,7 +6,9 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import VARIANTS, answers_for
+
+from harness.answers import KIT, PACKAGE, VARIANTS, answers_for, package_of, python_version_of
+from harness.docker import compose_images
 
 LONG_RUNNING = {"db", "redis", "web", "worker", "beat", "proxy"}
 
@@ -70,9 +72,10 @@ class TestProductionCompose:
         assert seconds(services["worker"]["stop_grace_period"]) > time_limit
 
     def test_worker_runs_with_explicit_production_flags(self, render, variant):
-        package = compose(render(variant))["services"]["worker"]["command"]
-        assert package[:2] == ["celery", f"--app={package[1].split('=')[1]}"]
-        assert {"worker", "--loglevel=INFO", "--without-mingle", "--without-gossip"} <= set(package)
+        command = compose(render(variant))["services"]["worker"]["command"]
+        # The service's own Celery app, by the package the answers name.
+        assert command[:2] == ["celery", f"--app={package_of(answers_for(variant))}"]
+        assert {"worker", "--loglevel=INFO", "--without-mingle", "--without-gossip"} <= set(command)
 
     def test_no_secret_is_inline(self, render, variant):
         text = (render(variant) / "docker-compose.prod.yml").read_text()
@@ -93,7 +96,7 @@ class TestProductionCompose:
 class TestDockerfile:
     def test_collectstatic_uses_the_production_settings_module(self, render, variant):
         service = render(variant)
-        package = answers_for(variant).get("package_name", "obc_management_system")
+        package = package_of(answers_for(variant))
         dockerfile = (service / "Dockerfile").read_text()
         production = dockerfile.split("FROM base AS production", 1)[1].split("FROM base AS development", 1)[0]
         settings_line = f"ENV DJANGO_SETTINGS_MODULE={package}.settings.production"
@@ -112,7 +115,7 @@ class TestDockerfile:
         assert "HEALTHCHECK" in production
 
     def test_base_image_is_a_build_argument(self, render, variant):
-        version = answers_for(variant).get("python_version", "3.13")
+        version = python_version_of(answers_for(variant))
         dockerfile = (render(variant) / "Dockerfile").read_text()
         assert f"ARG PYTHON_IMAGE=python:{version}-slim-trixie" in dockerfile
         assert "FROM ${PYTHON_IMAGE} AS base" in dockerfile
@@ -136,7 +139,8 @@ NOT_CONFIGURATION = {"RUN_MAIN"}
 
 def variables_read(service):
     found = set()
-    files = [*service.glob("src/**/*.py"), service / "gunicorn.conf.py", service / "docker-compose.prod.yml"]
+    files = [*service.glob("src/**/*.py"), service / "gunicorn.conf.py"]
+    files += [service / "docker-compose.prod.yml", service / "docker-compose.yml"]
     if (service / "Caddyfile").exists():
         files.append(service / "Caddyfile")
     for path in files:
@@ -162,7 +166,11 @@ def test_env_example_lists_every_variable_read(render, variant):
         "DATABASE_URL",
         "REDIS_URL",
         "POSTGRES_PASSWORD",
+        "PYTHON_IMAGE",
+        "POSTGRES_IMAGE",
+        "REDIS_IMAGE",
     } <= read
+    assert ("CADDY_IMAGE" in read) is (answers_for(variant).get("reverse_proxy", "caddy") == "caddy")
     assert sorted(read - listed) == []
 
 
@@ -175,10 +183,10 @@ def test_variant_specific_files(render):
     assert "django-storages[s3]" in (s3 / "requirements/base.txt").read_text()
     assert "django-storages" not in (defaults / "requirements/base.txt").read_text()
     assert "sentry-sdk" in (s3 / "requirements/base.txt").read_text()
-    assert "sentry_sdk" in (s3 / "src/obc_management_system/settings/production.py").read_text()
-    assert "sentry" not in (defaults / "src/obc_management_system/settings/production.py").read_text()
-    assert "heartbeat" not in (s3 / "src/servicekit/tasks.py").read_text()
-    assert "CELERY_BEAT_SCHEDULE" not in (s3 / "src/obc_management_system/settings/base.py").read_text()
+    assert "sentry_sdk" in (s3 / f"src/{PACKAGE}/settings/production.py").read_text()
+    assert "sentry" not in (defaults / f"src/{PACKAGE}/settings/production.py").read_text()
+    assert "heartbeat" not in (s3 / f"src/{KIT}/tasks.py").read_text()
+    assert "CELERY_BEAT_SCHEDULE" not in (s3 / f"src/{PACKAGE}/settings/base.py").read_text()
     assert "handle_path /media/*" in (defaults / "Caddyfile").read_text()
 
 
@@ -196,8 +204,36 @@ def test_postgres_version_drives_every_image(render):
     for variant, version in [("defaults", "17"), ("python312-postgres16", "16"), ("postgres18-s3-caddy", "18")]:
         service = render(variant)
         for name in ("docker-compose.yml", "docker-compose.prod.yml"):
-            assert compose(service, name)["services"]["db"]["image"] == f"postgres:{version}"
+            assert compose(service, name)["services"]["db"]["image"] == f"${{POSTGRES_IMAGE:-postgres:{version}}}"
         assert f"image: postgres:{version}" in (service / ".github/workflows/ci.yml").read_text()
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_image_is_a_variable_whose_default_is_the_official_image(render, variant):
+    """A registry mirror, a pinned digest or the tests' stand-ins are a line
+    in .env, never an edit of a template-owned file."""
+    service = render(variant)
+    answers = answers_for(variant)
+    official = {
+        "PYTHON_IMAGE": f"python:{python_version_of(answers)}-slim-trixie",
+        "POSTGRES_IMAGE": f"postgres:{answers.get('postgres_version', '17')}",
+        "REDIS_IMAGE": "redis:7.4",
+    }
+    caddy = {"CADDY_IMAGE": "caddy:2"} if answers.get("reverse_proxy", "caddy") == "caddy" else {}
+    # compose_images refuses a service whose image is not such a variable.
+    assert compose_images(service / "docker-compose.prod.yml") == official | caddy
+    assert compose_images(service / "docker-compose.yml") == official
+    # Built services get the base image as a build argument, with the Dockerfile's own default.
+    dockerfile = (service / "Dockerfile").read_text()
+    assert f"ARG PYTHON_IMAGE={official['PYTHON_IMAGE']}\n" in dockerfile
+    for name in ("docker-compose.prod.yml", "docker-compose.yml"):
+        for spec in compose(service, name)["services"].values():
+            if "build" in spec:
+                assert spec["build"]["args"] == {"PYTHON_IMAGE": f"${{PYTHON_IMAGE:-{official['PYTHON_IMAGE']}}}"}
+    # .env.example lists each, with its default, in its Images block.
+    example = (service / ".env.example").read_text()
+    block = example.split("# --- Images ", 1)[1].split("\n# --- ", 1)[0]
+    assert dict(re.findall(r"^([A-Z_]+_IMAGE)=(.+)$", block, re.M)) == official | caddy
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -6,9 +6,9 @@ import shutil
 import time
 
 import pytest
-from conftest import answers_for
-from service_env import Service, service_venv
-from test_service import PACKAGE
+
+from harness.answers import PACKAGE, answers_for
+from harness.service import Service, service_venv
 
 pytestmark = pytest.mark.service
 

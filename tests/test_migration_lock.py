@@ -7,17 +7,18 @@ has started, so that they all begin migrating at the same moment instead of
 being staggered by their start-up time: the worst case, and a reproducible one.
 """
 
-import shutil
+import signal
 import subprocess
 import uuid
 
 import pytest
-from conftest import answers_for
-from service_env import Service, service_venv, wait_for
 
-pytestmark = pytest.mark.service
+from harness import processes
+from harness.answers import answers_for
+from harness.service import prepare_service, wait_for
 
-PACKAGE = "obc_management_system"
+pytestmark = [pytest.mark.service, pytest.mark.reliability]
+
 MIGRATORS = 8
 # Rounds of plain `migrate` tried before concluding that it does not race:
 # one round fails nearly always, the others only bound the rare lucky one.
@@ -43,8 +44,7 @@ execute_from_command_line(["manage.py", *command])
 @pytest.fixture(scope="module")
 def service(render, tmp_path_factory):
     path = tmp_path_factory.mktemp("run-migration-lock") / "service"
-    shutil.copytree(render("defaults"), path)
-    service = Service(path, service_venv(path, answers_for("defaults").get("python_version", "3.13")), PACKAGE)
+    service = prepare_service(render("defaults"), path, answers_for("defaults"))
     yield service
     service.close()
 
@@ -59,10 +59,10 @@ def run_concurrently(service, env, command, tmp_path):
     barrier.mkdir()
     go = barrier / "go"
     outputs = [barrier / f"output-{n}" for n in range(MIGRATORS)]
-    processes = []
+    migrators = []
     for n, output in enumerate(outputs):
         with output.open("w") as log:  # A file, not a pipe that could fill up.
-            processes.append(
+            migrators.append(
                 subprocess.Popen(
                     [service.bin / "python", "-c", BARRIER, barrier / f"ready-{n}", go, *command],
                     cwd=service.path,
@@ -73,18 +73,16 @@ def run_concurrently(service, env, command, tmp_path):
             )
     try:
         wait_for(
-            lambda: len(list(barrier.glob("ready-*"))) == MIGRATORS or any(p.poll() is not None for p in processes),
+            lambda: len(list(barrier.glob("ready-*"))) == MIGRATORS or any(p.poll() is not None for p in migrators),
             timeout=60,
             message=f"{MIGRATORS} processes to start Django",
         )
         go.touch()
-        codes = [process.wait(120) for process in processes]
+        codes = [process.wait(120) for process in migrators]
         return [(code, output.read_text()) for code, output in zip(codes, outputs, strict=True)]
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        for process in migrators:
+            processes.stop(process, signal.SIGKILL)
 
 
 def schema_problems(service, env):

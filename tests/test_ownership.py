@@ -4,7 +4,8 @@ import re
 
 import pytest
 import yaml
-from conftest import ROOT, VARIANTS, answers_for
+
+from harness.answers import ROOT, VARIANTS, answers_for
 
 
 def skip_if_exists():

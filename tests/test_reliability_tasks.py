@@ -18,21 +18,19 @@ reserved at once.
 """
 
 import json
-import os
-import shutil
 import signal
 import time
 import uuid
 
 import pytest
 import redis
-from conftest import answers_for
-from servers import RedisServer, find_redis_server, skip_or_fail
-from service_env import Service, log_of, service_venv, wait_for
 
-pytestmark = pytest.mark.service
+from harness import processes, servers
+from harness.answers import answers_for
+from harness.policy import require
+from harness.service import log_of, prepare_service, wait_for
 
-PACKAGE = "obc_management_system"
+pytestmark = [pytest.mark.service, pytest.mark.reliability]
 
 TASKS = 24
 TASK_SECONDS = 3
@@ -67,18 +65,16 @@ def slow(self, seconds):
 @pytest.fixture(scope="module")
 def service(render, tmp_path_factory):
     path = tmp_path_factory.mktemp("run-reliability-tasks") / "service"
-    shutil.copytree(render("defaults"), path)
+    service = prepare_service(render("defaults"), path, answers_for("defaults"))
     # The service owner's way to add tasks: an app of its own in PROJECT_APPS.
     app = path / "src" / "reliability"
     app.mkdir()
     (app / "__init__.py").write_text("")
     (app / "tasks.py").write_text(APP_TASKS)
-    project = path / "src" / PACKAGE / "settings" / "project.py"
+    project = path / "src" / service.package / "settings" / "project.py"
     settings = project.read_text()
     assert "PROJECT_APPS = []" in settings
     project.write_text(settings.replace("PROJECT_APPS = []", 'PROJECT_APPS = ["reliability"]'))
-
-    service = Service(path, service_venv(path, answers_for("defaults").get("python_version", "3.13")), PACKAGE)
     yield service
     service.close()
 
@@ -86,10 +82,9 @@ def service(render, tmp_path_factory):
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     """A Redis of this module's own: the tests stop and restart it."""
-    executable = find_redis_server()
-    if executable is None:
-        skip_or_fail("redis-server not found")
-    with RedisServer(tmp_path_factory.mktemp("broker"), executable=executable) as server:
+    executable = servers.find_redis_server()
+    require(executable, f"redis-server not found: {servers.REDIS_HINT}")
+    with servers.RedisServer(tmp_path_factory.mktemp("broker"), executable=executable) as server:
         yield server
 
 
@@ -178,9 +173,9 @@ def test_tasks_of_a_killed_worker_run_on_a_new_worker(service, broker, env, figu
 
     # The whole worker at once, as the OOM killer or a lost node would:
     # the main process and its pool processes, with no chance to clean up.
-    service.stop(worker, signal.SIGKILL)
-    assert worker.returncode == -signal.SIGKILL
-    time.sleep(0.5)
+    # (stop returns once every process of the worker is gone: the counts
+    # below are final.)
+    assert service.stop(worker, signal.SIGKILL) == -signal.SIGKILL
     lost_in_flight = counts.running()
     assert lost_in_flight
     delivered = counts.unacked_delivery_times()
@@ -189,7 +184,12 @@ def test_tasks_of_a_killed_worker_run_on_a_new_worker(service, broker, env, figu
     # Their messages go back to the queue once older than the visibility
     # timeout, in the sweep a worker runs when it starts: start the new worker
     # then, rather than wait up to 100 s for a running worker's next sweep.
-    time.sleep(max(0, max(delivered) + VISIBILITY_TIMEOUT + 1 - time.time()))
+    wait_for(
+        lambda: time.time() > max(delivered) + VISIBILITY_TIMEOUT + 1,
+        timeout=VISIBILITY_TIMEOUT + 30,
+        interval=0.5,
+        message="the lost messages to outlive the visibility timeout",
+    )
     replacement = start_worker(service, env, "replacement")
     wait_until_all_completed(counts, task_ids, replacement, timeout=60 + TASKS * TASK_SECONDS / CONCURRENCY)
 
@@ -208,8 +208,7 @@ def test_warm_shutdown_finishes_the_running_tasks_and_requeues_the_rest(service,
     running_at_signal = wait_until_busy(counts, worker)
 
     # SIGTERM to the main process alone, as `docker stop` sends it.
-    os.kill(worker.pid, signal.SIGTERM)
-    assert worker.wait(TASK_SECONDS + 30) == 0, log_of(worker)
+    assert processes.stop(worker, signal.SIGTERM, timeout=TASK_SECONDS + 30, group=False) == 0, log_of(worker)
 
     # Every task that was running finished before the worker left, and
     # nothing it had taken is left unacknowledged: the rest is on the queue.
@@ -234,15 +233,14 @@ def test_worker_reconnects_after_a_redis_restart_and_goes_on_consuming(service, 
     wait_until_all_completed(counts, before, worker, timeout=60)
 
     broker.stop()
-    time.sleep(3)  # Long enough for the worker to notice and start retrying.
+    wait_for(lambda: "Connection to broker lost" in log_of(worker), timeout=60, message="the worker to miss its broker")
     broker.start()  # Same port, and empty: this Redis keeps nothing on disk.
 
     after = send(service, env, TASKS, seconds=1)
     wait_until_all_completed(counts, after, worker, timeout=90)
 
     figure("tasks, Redis restarted under an idle worker: sent after / completed / lost", tally(after, counts))
-    assert worker.poll() is None  # The same process, never restarted...
+    assert worker.poll() is None  # The same process, never restarted, that lost its broker...
     log = log_of(worker)
-    assert "Connection to broker lost" in log  # ...that did lose its broker...
     assert log.count("Connected to redis://") == 2, log  # ...and connected again.
     assert service.stop(worker, signal.SIGTERM) == 0

@@ -1,31 +1,39 @@
 """The rendered web service under a deploy, failing dependencies and hostile
 HTTP: gunicorn with its rendered config and production settings, against real
-PostgreSQL and Redis, with load from a separate process (tests/load.py)."""
+PostgreSQL and Redis, with load from a separate process (harness/load.py).
+
+Nothing here waits a fixed time or asserts how long something took: on a
+loaded machine both flake. Tests wait for the state they need (a request in
+flight, a listener closed), and a hang is a request that outlives a timeout
+far above what a healthy answer takes. Durations are printed as figures."""
 
 import http.client
 import json
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
-from conftest import answers_for
-from servers import PostgresServer, RedisServer, free_port
-from service_env import Service, log_of, service_venv, wait_for
 
-pytestmark = [pytest.mark.service, pytest.mark.xdist_group("reliability_web")]
+from harness import load, processes
+from harness.answers import DOMAIN, answers_for
+from harness.servers import PostgresServer, RedisServer, free_port
+from harness.service import log_of, prepare_service, wait_for
 
-PACKAGE = "obc_management_system"
-DOMAIN = "obcms.example.org"
-LOAD = Path(__file__).with_name("load.py")
-# The timeout of the compose healthcheck probes: /ready/ must answer within it.
+pytestmark = [pytest.mark.service, pytest.mark.reliability, pytest.mark.xdist_group("reliability_web")]
+
+LOAD = Path(load.__file__)
+# The timeout of the compose healthcheck probes. /ready/ bounds its own
+# checks below it; a probe is called a hang past twice this, so that a busy
+# machine's slowness is not mistaken for one.
 PROBE_TIMEOUT = 5.0
+HANG = 2 * PROBE_TIMEOUT
 # How long the client waits for an answer before calling it a hang.
 CLIENT_TIMEOUT = 20.0
 
@@ -33,6 +41,7 @@ CLIENT_TIMEOUT = 20.0
 # one that queries the database.
 URLS = """\
 import time
+from pathlib import Path
 
 from django.contrib import admin
 from django.db import connection
@@ -42,7 +51,15 @@ from django.urls import path
 
 def slow(request):
     seconds = float(request.GET.get("seconds", "2"))
-    time.sleep(seconds)
+    if "started" in request.GET:
+        # The test waits for this file (the request is in flight), and
+        # creates the "until" file when the request may end.
+        Path(request.GET["started"]).touch()
+        until, deadline = Path(request.GET["until"]), time.monotonic() + seconds
+        while not until.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    else:
+        time.sleep(seconds)
     return JsonResponse({"slept": seconds})
 
 
@@ -64,9 +81,8 @@ urlpatterns = [
 @pytest.fixture(scope="module")
 def service(render, tmp_path_factory):
     path = tmp_path_factory.mktemp("run-reliability-web") / "service"
-    shutil.copytree(render("defaults"), path)
-    (path / "src" / PACKAGE / "urls.py").write_text(URLS)
-    service = Service(path, service_venv(path, answers_for("defaults").get("python_version", "3.13")), PACKAGE)
+    service = prepare_service(render("defaults"), path, answers_for("defaults"))
+    (path / "src" / service.package / "urls.py").write_text(URLS)
     # Static files once: the admin's pages need the manifest.
     service.manage("collectstatic", "--noinput", env=service.production_env("postgres://x@localhost/x", "redis://x"))
     yield service
@@ -130,6 +146,15 @@ def ready(port, timeout=CLIENT_TIMEOUT):
 # --- Requests survive a deploy -------------------------------------------------
 
 
+def finished(out):
+    """The load generator's records so far (a line being written is left out)."""
+    return [json.loads(line) for line in out.read_text().split("\n")[:-1]]
+
+
+def steady(records):
+    return len(records) >= 10 and any(r["path"].startswith("/slow/") and r.get("status") == 200 for r in records)
+
+
 def test_requests_in_flight_survive_sigterm_and_later_connections_are_refused(service, tmp_path, figure):
     slow_seconds = 2.5
     printed = service.run(service.bin / "gunicorn", "--config", "gunicorn.conf.py", "--print-config").stdout
@@ -143,7 +168,7 @@ def test_requests_in_flight_survive_sigterm_and_later_connections_are_refused(se
         ), log_of(gunicorn)
 
         out = tmp_path / "load.jsonl"
-        load = subprocess.Popen(
+        generator = subprocess.Popen(
             [
                 sys.executable, str(LOAD),
                 "--port", str(port), "--host", DOMAIN,
@@ -155,17 +180,17 @@ def test_requests_in_flight_survive_sigterm_and_later_connections_are_refused(se
             text=True,
         )  # fmt: skip
         try:
-            assert load.stdout.readline().strip() == "started"
-            time.sleep(4)  # steady load, slow requests in flight and queued
+            assert generator.stdout.readline().strip() == "started"
+            # Steady load: requests served, slow ones among them, every thread busy.
+            wait_for(lambda: steady(finished(out)), timeout=60, message="the load to be served, slow requests included")
             signalled = time.monotonic()
-            gunicorn.send_signal(signal.SIGTERM)  # the master only, as `docker stop` does
-            returncode = gunicorn.wait(60)
+            # The master only, as `docker stop` does.
+            returncode = processes.stop(gunicorn, signal.SIGTERM, timeout=60, group=False)
             stopped = time.monotonic()
-            assert load.wait(150) == 0
+            assert generator.wait(150) == 0
         finally:
-            if load.poll() is None:
-                load.kill()
-        records = [json.loads(line) for line in out.read_text().splitlines()]
+            processes.stop(generator, signal.SIGKILL)
+        records = finished(out)
 
     log = log_of(gunicorn)
     assert returncode == 0, log
@@ -212,47 +237,63 @@ def test_requests_in_flight_survive_sigterm_and_later_connections_are_refused(se
     assert all(r["outcome"] in ("ok", "reset") for r in during), counts(during)
     assert all(r.get("status", 200) == 200 for r in during), counts(during)
     assert after and all(r["outcome"] == "refused" for r in after), counts(after)
-    assert max(r["end"] - r["start"] for r in after) < 1, "a refusal took more than a second"
+    figure("deploy: longest refusal after the listener closed (s)", round(max(r["end"] - r["start"] for r in after), 3))
 
 
 def test_a_connection_attempted_during_the_graceful_stop_is_refused_at_once(service, tmp_path, figure):
     with PostgresServer() as postgres, RedisServer() as redis:
         gunicorn, port = start_gunicorn(service, tmp_path, postgres.create_database("app"), redis.url, workers=1)
         https = {"X-Forwarded-Proto": "https"}
+        # A request that stays in flight until the test lets it end.
+        started, until = tmp_path / f"started-{uuid.uuid4().hex}", tmp_path / f"until-{uuid.uuid4().hex}"
         in_flight = []
-        slow = threading.Thread(
-            target=lambda: in_flight.append(request(port, "/slow/?seconds=4", host=DOMAIN, headers=https)[0])
-        )
+        path = f"/slow/?seconds=60&started={started}&until={until}"
+        slow = threading.Thread(target=lambda: in_flight.append(request(port, path, host=DOMAIN, headers=https)[0]))
         slow.start()
-        time.sleep(1)
+        wait_for(started.exists, timeout=CLIENT_TIMEOUT, message="the slow request to be in flight")
+
+        # The master only, as `docker stop` does: the graceful stop begins,
+        # and the listener closes while the request is still in flight.
         gunicorn.send_signal(signal.SIGTERM)
-        time.sleep(1)  # the master has closed its listener; the worker finishes the slow request
-        started = time.monotonic()
+        wait_for(lambda: not listening(port), timeout=CLIENT_TIMEOUT, message="gunicorn to close its listener")
+        assert in_flight == [] and gunicorn.poll() is None, "the graceful stop was over before the listener closed"
+        attempted = time.monotonic()
         try:
             outcome = request(port, "/db/", host=DOMAIN, headers=https)[0]
         except ConnectionRefusedError:
             outcome = "refused"
         except (ConnectionResetError, http.client.RemoteDisconnected):
             outcome = "reset"
-        waited = time.monotonic() - started
-        slow.join(30)
-        assert gunicorn.wait(60) == 0
+        waited = time.monotonic() - attempted
+
+        until.touch()
+        slow.join(CLIENT_TIMEOUT)
+        assert processes.stop(gunicorn, timeout=60, group=False) == 0, log_of(gunicorn)
         figure("graceful stop: a new connection's outcome (outcome, s)", (outcome, round(waited, 2)))
         assert in_flight == [200]
         assert outcome == "refused", f"{outcome} after {waited:.1f} s"
 
 
+def listening(port):
+    """Whether a socket listens on 127.0.0.1:port (Linux: /proc/net/tcp, state 0A)."""
+    local = f"0100007F:{port:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == local and fields[3] == "0A":
+            return True
+    return False
+
+
 # --- Dependencies fail, the service degrades honestly --------------------------
 
 
-def assert_not_ready_within_the_probe_timeout(port, failed, probes=3):
-    """/ready/ answers 503 naming exactly `failed`, each time within the probe timeout; returns the slowest."""
+def assert_not_ready(port, failed, probes=3):
+    """/ready/ answers 503 naming exactly `failed`, each time rather than hang; returns the slowest answer's seconds."""
     slowest = 0.0
     for _ in range(probes):
-        status, body, seconds = ready(port)
+        status, body, seconds = ready(port, timeout=HANG)
         slowest = max(slowest, seconds)
-        assert seconds <= PROBE_TIMEOUT, f"/ready/ took {seconds:.1f} s (status {status})"
-        assert (status, body) == (503, {"status": "unavailable", "failed": failed})
+        assert (status, body) == (503, {"status": "unavailable", "failed": failed}), f"after {seconds:.1f} s"
         assert request(port, "/health/")[0] == 200
     return slowest
 
@@ -288,7 +329,7 @@ def test_ready_follows_postgres_and_connections_recover_without_a_restart(servic
 
         # An outage: not ready, still alive; ready again once it is back.
         postgres.stop()
-        slowest = assert_not_ready_within_the_probe_timeout(port, ["database"])
+        slowest = assert_not_ready(port, ["database"])
         figure("database down: slowest /ready/ (s)", round(slowest, 2))
         postgres.start()
         wait_for(lambda: ready(port)[0] == 200, timeout=30, message="/ready/ after the database is back")
@@ -312,7 +353,7 @@ def test_ready_follows_redis_without_a_restart(service, tmp_path, figure):
         assert first == [200] * 3, log_of(gunicorn)
 
         redis.stop()
-        slowest = assert_not_ready_within_the_probe_timeout(port, ["cache", "broker"])
+        slowest = assert_not_ready(port, ["cache", "broker"])
         figure("redis down: slowest /ready/ (s)", round(slowest, 2))
         assert database_view(port) == 200  # what does not need Redis goes on working
 
@@ -361,17 +402,15 @@ def test_ready_answers_in_time_when_a_dependency_accepts_but_never_answers(servi
             # One worker with its 2 threads (the rendered default), as in a small container.
             gunicorn, port = start_gunicorn(service, tmp_path, database_url, redis_url, workers=1, migrate=False)
 
-            # Two probes (the worker's two threads); anything past twice the probe timeout is a hang.
+            # Two probes (the worker's two threads); a hang is one that outlives HANG.
             probes = []
-            threads = [
-                threading.Thread(target=lambda: probes.append(ready(port, timeout=2 * PROBE_TIMEOUT))) for _ in range(2)
-            ]
+            threads = [threading.Thread(target=lambda: probes.append(ready(port, timeout=HANG))) for _ in range(2)]
             for thread in threads:
                 thread.start()
             for thread in threads:
-                thread.join(2 * PROBE_TIMEOUT + 5)
+                thread.join(HANG + 5)
             try:
-                alive = request(port, "/health/", timeout=PROBE_TIMEOUT)[0]
+                alive = request(port, "/health/", timeout=HANG)[0]
             except TimeoutError:
                 alive = "no answer"
             slowest = max(seconds for _, _, seconds in probes)
@@ -379,10 +418,9 @@ def test_ready_answers_in_time_when_a_dependency_accepts_but_never_answers(servi
             figure(f"silent {dependency}: 2 concurrent /ready/ (slowest s, statuses)", (round(slowest, 2), statuses))
             figure(f"silent {dependency}: /health/ after them", alive)
 
-            assert slowest <= PROBE_TIMEOUT, f"/ready/ took {slowest:.1f} s ({statuses}):\n{log_of(gunicorn)}"
             assert [(status, body) for status, body, _ in probes] == [
                 (503, {"status": "unavailable", "failed": failed})
-            ] * 2
+            ] * 2, f"slowest {slowest:.1f} s:\n{log_of(gunicorn)}"
             assert alive == 200
     finally:
         silent.close()

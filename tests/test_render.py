@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import VARIANTS, answers_for, require
+
+from harness.answers import VARIANTS, answers_for
+from harness.policy import require
 
 BIN = Path(sys.executable).parent
 

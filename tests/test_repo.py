@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from harness.answers import REQUIRED_ANSWERS, ROOT
 
 BIN = Path(sys.executable).parent

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import servers
-from servers import (
+
+from harness import servers
+from harness.servers import (
     PostgresServer,
     RedisServer,
     S3Server,
@@ -22,11 +23,6 @@ from servers import (
 )
 
 pytest_plugins = ["pytester"]
-
-# Make the session-scoped fixtures of servers.py available to the tests below.
-postgres_server = servers.postgres_server
-redis_server = servers.redis_server
-s3_server = servers.s3_server
 
 
 def assert_refused(port: int) -> None:
@@ -209,8 +205,6 @@ def test_missing_servers_skip_but_fail_on_ci(
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # Faster startup.
     pytester.makepyfile(
         """
-        from servers import postgres_server, redis_server
-
         def test_postgres(postgres_server):
             pass
 
@@ -219,7 +213,8 @@ def test_missing_servers_skip_but_fail_on_ci(
         """
     )
 
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    # The suite's own plugin, which provides the fixtures, in a bare pytest.
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "harness.plugin")
 
     if ci:
         result.assert_outcomes(errors=2)

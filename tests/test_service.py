@@ -3,32 +3,26 @@ Celery and S3-compatible storage."""
 
 import json
 import os
-import shutil
 import signal
-import time
 import uuid
 
 import boto3
 import pytest
-from conftest import VARIANTS as VARIANTS_ALL
-from conftest import answers_for
-from servers import PostgresServer, RedisServer, free_port
-from service_env import Service, http_get, log_of, service_venv, wait_for
+
+from harness.answers import DOMAIN, KIT, answers_for
+from harness.answers import VARIANTS as VARIANTS_ALL
+from harness.servers import PostgresServer, RedisServer, free_port
+from harness.service import http_get, log_of, prepare_service, wait_for
 
 pytestmark = pytest.mark.service
 
 VARIANTS = ["defaults", "s3-no-proxy-no-beat-sentry"]
-PACKAGE = "obc_management_system"
-DOMAIN = "obcms.example.org"
 
 
 @pytest.fixture(scope="module", params=VARIANTS)
 def service(request, render, tmp_path_factory):
-    answers = answers_for(request.param)
-    # A private copy: running the service writes files (logs, SQLite, static).
     path = tmp_path_factory.mktemp(f"run-{request.param}") / "service"
-    shutil.copytree(render(request.param), path)
-    service = Service(path, service_venv(path, answers.get("python_version", "3.13")), PACKAGE, answers)
+    service = prepare_service(render(request.param), path, answers_for(request.param))
     yield service
     service.close()
 
@@ -164,7 +158,7 @@ def test_gunicorn_config_sizes_workers_from_the_cpus_and_rejects_bad_values(serv
         for key, _, value in (line.partition("=") for line in printed.stdout.splitlines())
         if value
     }
-    cpus = int(service.python("from servicekit.resources import available_cpus; print(available_cpus())").stdout)
+    cpus = int(service.python(f"from {KIT}.resources import available_cpus; print(available_cpus())").stdout)
     assert int(config["workers"]) == 2 * cpus + 1
     assert config["threads"] == "2"
     assert config["worker_class"] == "gthread"
@@ -191,7 +185,7 @@ def test_gunicorn_config_sizes_workers_from_the_cpus_and_rejects_bad_values(serv
 def start_beat(service, env, schedule, log_name="beat"):
     return service.start(
         service.bin / "celery",
-        f"--app={PACKAGE}",
+        f"--app={service.package}",
         "beat",
         "--loglevel=INFO",
         f"--schedule={schedule}",
@@ -208,11 +202,10 @@ def test_celery_worker_runs_the_example_task_over_redis(service, postgres_server
     wait_for(alive.exists, timeout=60, message="the worker's alive file")
     assert service.run(service.path / "scripts/check_alive.sh", alive, 60, check=False).returncode == 0
     result = service.python(
-        "import django; django.setup(); from servicekit.tasks import add; print(add.delay(2, 3).get(timeout=60))",
-        env=env,
+        f"import django; django.setup(); from {KIT}.tasks import add; print(add.delay(2, 3).get(timeout=60))", env=env
     )
     assert result.stdout.strip() == "5"
-    assert "Task servicekit.tasks.add" in log_of(worker) and "succeeded" in log_of(worker)
+    assert f"Task {KIT}.tasks.add" in log_of(worker) and "succeeded" in log_of(worker)
 
     assert service.stop(worker, signal.SIGTERM) == 0
     assert not alive.exists()
@@ -220,7 +213,7 @@ def test_celery_worker_runs_the_example_task_over_redis(service, postgres_server
 
 def test_beat_schedules_the_heartbeat_that_a_worker_runs(service, postgres_server, redis_server, tmp_path):
     if not has_beat(service):
-        assert "heartbeat" not in (service.path / "src/servicekit/tasks.py").read_text()
+        assert "heartbeat" not in (service.path / f"src/{KIT}/tasks.py").read_text()
         return
     beat_alive = tmp_path / "beat.alive"
     env = service.production_env(
@@ -287,11 +280,7 @@ def test_media_goes_to_the_configured_storage(service, postgres_server, redis_se
 
 @pytest.mark.parametrize("variant", [name for name in VARIANTS_ALL if name not in VARIANTS])
 def test_deployment_checks_pass_for_the_other_variants(render, variant, tmp_path):
-    answers = answers_for(variant)
-    path = tmp_path / "service"
-    shutil.copytree(render(variant), path)
-    package = answers.get("package_name", PACKAGE)
-    service = Service(path, service_venv(path, answers.get("python_version", "3.13")), package, answers)
+    service = prepare_service(render(variant), tmp_path / "service", answers_for(variant))
     env = service.production_env("postgres://app:password@db:5432/app", "redis://redis:6379/0")
     result = service.manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.stdout.strip() == "System check identified no issues (0 silenced)."
@@ -310,9 +299,15 @@ def test_beat_stops_cleanly_while_its_broker_hangs(service, postgres_server, tmp
         )
         beat = start_beat(service, env, tmp_path / "celerybeat-schedule", log_name="beat-hung-broker")
         wait_for(lambda: "Sending due task heartbeat" in log_of(beat), timeout=30, message="beat to send")
+        sent = log_of(beat).count("Sending due task heartbeat")
         os.kill(redis.process.pid, signal.SIGSTOP)  # Redis accepts nothing and answers nothing
         try:
-            time.sleep(3)
+            # Beat's next send goes to the hung broker: beat is stuck in it.
+            wait_for(
+                lambda: log_of(beat).count("Sending due task heartbeat") > sent,
+                timeout=30,
+                message="beat to send to the hung broker",
+            )
             assert service.stop(beat, signal.SIGTERM, timeout=30) == 0, log_of(beat)[-3000:]
         finally:
             os.kill(redis.process.pid, signal.SIGCONT)

@@ -3,9 +3,10 @@ Docker engine.
 
 The image is built from the rendered Dockerfile; the stack is the rendered
 docker-compose.prod.yml, started with an env file made from .env.example.
-Where no registry is reachable, docker_env provides a local base image and
-stand-ins for postgres, redis and caddy (see docker_env.py). The only
-additions for the test are the Caddy override of docker_stack.py (Caddy's
+Where no registry is reachable, harness.docker provides a local base image
+and stand-ins for postgres, redis and caddy under names of their own, which
+the env file selects through the compose file's image variables. The only
+additions for the test are the Caddy override of harness.stack (Caddy's
 internal CA, ports on free loopback ports) and a moto S3 endpoint for the
 s3 variant.
 
@@ -16,7 +17,6 @@ run with ``-s`` to see them. Every stack is taken down with its volumes.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import http.client
 import json
 import re
@@ -29,18 +29,19 @@ import urllib.request
 from pathlib import Path
 
 import boto3
-import docker_env
 import pytest
-from conftest import require
-from docker_env import docker
-from docker_stack import ComposeProject, build, compose_files, env_file, image_size, step_cached
-from servers import S3Server, free_port
 
-# One xdist worker runs all of them: they share the engine, the images and
-# the host's ports, and each stack takes a good part of the machine.
-pytestmark = pytest.mark.xdist_group("docker")
+from harness import docker as docker_env
+from harness import service as service_tools
+from harness.answers import DOMAIN, KIT
+from harness.docker import docker, image_values
+from harness.policy import require
+from harness.servers import S3Server, free_port
+from harness.stack import ComposeProject, build, compose_files, env_file, image_size, step_cached
 
-DOMAIN = "obcms.example.org"
+# One xdist worker runs all of them: they share the engine and the images,
+# and each stack takes a good part of the machine.
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 # Seconds between beat's heartbeat runs in the test stacks (60 in production).
 HEARTBEAT_INTERVAL = 3
 
@@ -69,6 +70,14 @@ def base_image_for(service: Path) -> str:
     version = re.search(r"^python_version: *'?([\d.]+)", (service / ".copier-answers.yml").read_text(), re.M)
     try:
         return docker_env.python_base_image(version.group(1))
+    except docker_env.ImageError as error:
+        require(False, str(error))
+
+
+def images_for(service: Path) -> dict[str, docker_env.Image]:
+    """The images the service's production stack runs (official, or stand-ins)."""
+    try:
+        return docker_env.stack_images(service / "docker-compose.prod.yml")
     except docker_env.ImageError as error:
         require(False, str(error))
 
@@ -249,10 +258,9 @@ def start_stack(render, tmp_path_factory, variant: str, s3_server: S3Server | No
     service = copy_service(render(variant), tmp_path_factory, variant)
     answers = (service / ".copier-answers.yml").read_text()
     caddy = "reverse_proxy: caddy" in answers
-    base = base_image_for(service)
-    images = docker_env.compose_images(service / "docker-compose.prod.yml")
-    how = docker_env.ensure_images(images, base)
-    figure(f"{variant}: images", ", ".join(f"{name} ({source})" for name, source in how.items()))
+    images = images_for(service)
+    base = images["PYTHON_IMAGE"].name
+    figure(f"{variant}: images", ", ".join(f"{image.name} ({image.source})" for image in images.values()))
 
     tag = f"stacktest-{variant}:latest"
     seconds, _ = build(service, tag, base)
@@ -264,6 +272,7 @@ def start_stack(render, tmp_path_factory, variant: str, s3_server: S3Server | No
         "EMAIL_URL": "consolemail://",
         "IMAGE": tag,
         "CELERY_HEARTBEAT_INTERVAL": str(HEARTBEAT_INTERVAL),
+        **image_values(images),
     }
     files = compose_files(service)
     if not caddy:
@@ -294,15 +303,9 @@ def start_stack(render, tmp_path_factory, variant: str, s3_server: S3Server | No
 
 
 def wait_for(condition, timeout: float, interval: float = 0.5, message: str = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(Exception):
-            result = condition()
-            if result:
-                return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s: {message}")
-        time.sleep(interval)
+    # A container that is starting or stopping fails `docker exec` and
+    # requests in many ways: every error means "not yet".
+    return service_tools.wait_for(condition, timeout, interval, message, ignore=(Exception,))
 
 
 def save_media(stack: Stack, content: bytes) -> str:
@@ -384,16 +387,15 @@ class StackChecks:
         assert max_age >= 365 * 24 * 3600, css.headers["cache-control"]
 
     def test_a_task_sent_from_web_runs_on_the_worker_and_beat_schedules_the_heartbeat(self, stack):
-        assert stack.manage_shell("from servicekit.tasks import add; print(add.delay(2, 3).get(timeout=30))") == "5"
-        assert "servicekit.tasks.add" in stack.logs("worker")
+        assert stack.manage_shell(f"from {KIT}.tasks import add; print(add.delay(2, 3).get(timeout=30))") == "5"
+        assert f"{KIT}.tasks.add" in stack.logs("worker")
         if "beat" not in self.long_running:
             assert "beat" not in stack.by_service()
             return
 
         def heartbeat():
             code = (
-                "from django.core.cache import cache; from servicekit.tasks import HEARTBEAT_KEY as K; "
-                "print(cache.get(K))"
+                f"from django.core.cache import cache; from {KIT}.tasks import HEARTBEAT_KEY as K; print(cache.get(K))"
             )
             return stack.manage_shell(code) != "None"
 
@@ -408,6 +410,7 @@ class StackChecks:
         content = f"hello from {stack.project}".encode()
         assert self.media_get(stack, save_media(stack, content)) == content
 
+    @pytest.mark.reliability
     def test_stopping_the_database_turns_ready_to_503_and_back_without_restarting_web(self, stack):
         before = stack.state("web")
         stack.compose("stop", "db")
@@ -423,11 +426,10 @@ class StackChecks:
         after = stack.state("web")
         assert (after["StartedAt"], after["RestartCount"]) == (before["StartedAt"], before["RestartCount"])
 
+    @pytest.mark.reliability
     def test_stop_is_clean_and_a_request_and_a_task_in_flight_are_not_lost(self, stack):
         # A task the worker holds (received, not yet acknowledged) at the stop.
-        task_id = stack.manage_shell(
-            "from servicekit.tasks import add; print(add.apply_async((20, 22), countdown=15).id)"
-        )
+        task_id = stack.manage_shell(f"from {KIT}.tasks import add; print(add.apply_async((20, 22), countdown=15).id)")
         wait_for(lambda: task_id in stack.logs("worker"), timeout=10, message="the worker never received the task")
 
         # A request in flight at the stop: with the database paused, /ready/
@@ -437,17 +439,25 @@ class StackChecks:
         # itself (stopping a paused container can hang the engine).
         app_services = [name for name in stack.by_service() if name not in ("db", "redis", "migrate")]
         stack.compose("pause", "db")
-        with concurrent.futures.ThreadPoolExecutor() as pool:
-            request = pool.submit(self.site_get, stack, "/ready/")
-            time.sleep(0.5)
-            assert not request.done(), "the request was not in flight"
-            started = time.monotonic()
-            stop = pool.submit(stack.compose, "stop", *app_services, timeout=900)
-            time.sleep(1)
-            assert not request.done(), "the request was not in flight at the stop"
-            stack.compose("unpause", "db")
-            response = request.result(timeout=60)
-            stop.result()
+        paused = True
+        try:
+            with concurrent.futures.ThreadPoolExecutor() as pool:
+                request = pool.submit(self.site_get, stack, "/ready/")
+                time.sleep(0.5)
+                assert not request.done(), "the request was not in flight"
+                started = time.monotonic()
+                stop = pool.submit(stack.compose, "stop", *app_services, timeout=900)
+                time.sleep(1)
+                assert not request.done(), "the request was not in flight at the stop"
+                stack.compose("unpause", "db")
+                paused = False
+                response = request.result(timeout=60)
+                stop.result()
+        finally:
+            if paused:
+                # A paused database left behind would hang the stack's
+                # `down`, and with it the engine.
+                stack.compose("unpause", "db", check=False, timeout=60)
         stack.compose("stop", timeout=900)
         figure(f"{stack.project}: docker compose stop", f"{time.monotonic() - started:.1f} s")
         assert response.status in (200, 503), response
@@ -465,7 +475,7 @@ class StackChecks:
 
         # Started again, the stack runs the task it had not acknowledged.
         stack.up()
-        code = f"from servicekit.tasks import add; print(add.AsyncResult({task_id!r}).get(timeout=60))"
+        code = f"from {KIT}.tasks import add; print(add.AsyncResult({task_id!r}).get(timeout=60))"
         assert stack.manage_shell(code) == "42"
 
     # The variant's ways in. (The stop test comes last in this class on
@@ -556,15 +566,6 @@ class TestS3NoProxyStack(StackChecks):
 # --------------------------------------------------------------------------
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("0.0.0.0", port))  # noqa: S104 - where compose publishes
-        except OSError:
-            return False
-        return True
-
-
 def test_seed_checks(engine, render, tmp_path_factory, monkeypatch):
     """The commands a new service's owner runs first, on a service rendered
     with package_name=obc_management.
@@ -574,21 +575,26 @@ def test_seed_checks(engine, render, tmp_path_factory, monkeypatch):
     image's own is read-only for its non-root user. The web port is published
     only through Caddy, so `curl http://localhost:8000/health/` is the
     documented equivalent: the healthcheck script run in the web container.
+
+    Two departures from the user's commands: .env names the images to run
+    (stand-ins where no registry answers), and Caddy's ports are published
+    on free loopback ports with the same override as the stack tests (the
+    host's 80 and 443 may be taken, and a test domain gets no certificate).
     """
     service = copy_service(render("explicit-workers"), tmp_path_factory, "seed")
     assert "package_name: obc_management" in (service / ".copier-answers.yml").read_text()
-    require(port_is_free(80) and port_is_free(443), "the seed check's stack publishes ports 80 and 443")
-    base = base_image_for(service)
-    docker_env.ensure_images(docker_env.compose_images(service / "docker-compose.prod.yml"), base)
+    images = images_for(service)
+    base = images["PYTHON_IMAGE"]
 
     # docker build --target production -t obcms:test .
-    build_args = [] if base.startswith("python:") else [f"--build-arg=PYTHON_IMAGE={base}"]
+    build_args = [] if base.source != "stand-in" else [f"--build-arg=PYTHON_IMAGE={base.name}"]
     docker("build", "--target", "production", "-t", "obcms:test", *build_args, ".", cwd=service, timeout=1800)
     values = {
         "SECRET_KEY": secrets.token_urlsafe(50),
         "POSTGRES_PASSWORD": secrets.token_hex(24),
         "EMAIL_URL": "consolemail://",
         "IMAGE": "obcms:test",
+        **image_values(images),
     }
     env_file(service, values)
     # What compose adds to .env for the app containers.
@@ -616,10 +622,12 @@ def test_seed_checks(engine, render, tmp_path_factory, monkeypatch):
 
     # docker compose -f docker-compose.prod.yml up -d, under a project name of
     # its own (COMPOSE_PROJECT_NAME overrides the file's `name:`).
-    stack = Stack(service, "seed", ["docker-compose.prod.yml"])
+    files = compose_files(service)
+    assert files[0] == "docker-compose.prod.yml"
+    stack = Stack(service, "seed", files)
     monkeypatch.setenv("COMPOSE_PROJECT_NAME", stack.project)
     try:
-        docker("compose", "-f", "docker-compose.prod.yml", "up", "-d", cwd=service, timeout=600)
+        docker("compose", *(f"--file={file}" for file in files), "up", "-d", cwd=service, timeout=600)
         for path in ("/health/", "/ready/"):
 
             def answers(path=path):

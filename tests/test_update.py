@@ -2,70 +2,29 @@
 
 import re
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REQUIRED_ANSWERS, ROOT, require
-from template_repo import TemplateRepo, copy_template, git
 
-COPIER = str(Path(sys.executable).parent / "copier")
-PACKAGE = "obc_management_system"
-
-
-def copier(*args, cwd):
-    return subprocess.run([COPIER, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
-class ServiceRepo:
-    """A service rendered from a template version, committed by its owner."""
-
-    def __init__(self, template, path, version="v1.0.0", **answers):
-        self.path = path
-        data = [arg for key, value in {**REQUIRED_ANSWERS, **answers}.items() for arg in ("--data", f"{key}={value}")]
-        result = copier(
-            "copy",
-            "--trust",
-            "--defaults",
-            "--quiet",
-            "--vcs-ref",
-            version,
-            *data,
-            str(template),
-            str(path),
-            cwd=path.parent,
-        )
-        assert result.returncode == 0, result.stderr
-        git("init", "--quiet", "--initial-branch=main", cwd=path)
-        self.commit("Start from the template")
-
-    def commit(self, message):
-        git("add", "--all", cwd=self.path)
-        git("commit", "--quiet", "-m", message, cwd=self.path)
-
-    def read(self, relative):
-        return (self.path / relative).read_text()
-
-    def write(self, relative, text):
-        path = self.path / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-
-    def update(self, version):
-        return copier("update", "--trust", "--defaults", "--conflict", "inline", "--vcs-ref", version, cwd=self.path)
-
-    def changed_files(self):
-        return sorted(line[3:] for line in git("status", "--porcelain", cwd=self.path).splitlines())
+from harness.answers import PACKAGE, REQUIRED_ANSWERS, ROOT, answers_for, package_of, python_version_of
+from harness.policy import require
+from harness.service import Service, service_venv
+from harness.template_repo import (
+    CONFLICT_MARKER,
+    ServiceRepo,
+    TemplateRepo,
+    copier,
+    copy_template,
+    git,
+    template_only_change,
+)
 
 
 @pytest.fixture
 def template(tmp_path):
     return TemplateRepo(tmp_path / "template")
 
-
-CONFLICT_MARKER = re.compile(r"^(<<<<<<<|=======|>>>>>>>)( |$)", re.M)
 
 # How owners change a service: each only in files the service owns.
 OWNER_CHANGES = {
@@ -96,22 +55,6 @@ def make_owner_changes(service):
     # .env is the owner's and never committed.
     service.write(".env", service.read(".env.example").replace("SECRET_KEY=\n", "SECRET_KEY=ours\n"))
     return {relative: service.read(relative) for relative in [*OWNER_CHANGES, ".env"]}
-
-
-def template_only_change(template):
-    """A release that changes template-owned files only."""
-    template.edit(
-        "template/gunicorn.conf.py.jinja",
-        'keepalive = env.int("GUNICORN_KEEPALIVE", default=5',
-        'keepalive = env.int("GUNICORN_KEEPALIVE", default=10',
-    )
-    template.edit(
-        "template/src/{{package_name}}/settings/base.py.jinja",
-        'LANGUAGE_CODE = "en-us"',
-        'LANGUAGE_CODE = env("LANGUAGE_CODE", default="en-us")',
-    )
-    template.edit("template/Makefile", "lint: install\n", "lint: install  # ruff: rules and formatting\n")
-    template.release("1.1.0", "Longer keep-alive, LANGUAGE_CODE from the environment")
 
 
 def test_an_invalid_answer_to_an_update_changes_nothing(template, tmp_path):
@@ -239,9 +182,6 @@ def previous_release():
 @pytest.mark.service
 @pytest.mark.parametrize("variant", ["defaults", "s3-no-proxy-no-beat-sentry"])
 def test_update_from_the_previous_release_to_now(tmp_path, variant):
-    from conftest import answers_for
-    from service_env import Service, service_venv
-
     release = previous_release()
     require(release, "no 'Release vX.Y.Z' commit in this repository's history")
     version, commit = release
@@ -272,7 +212,7 @@ def test_update_from_the_previous_release_to_now(tmp_path, variant):
         if path.is_file() and ".git" not in path.parts and CONFLICT_MARKER.search(path.read_text(errors="ignore"))
     ]
     assert yaml.safe_load(service.read(".copier-answers.yml"))["_commit"] == f"v{major}.{minor}.{patch + 1}"
-    runner = Service(service.path, service_venv(service.path, answers.get("python_version", "3.13")), PACKAGE)
+    runner = Service(service.path, service_venv(service.path, python_version_of(answers)), package_of(answers))
     suite = runner.run(runner.bin / "pytest", "-q", "-p", "no:cacheprovider")
     assert " passed" in suite.stdout and "failed" not in suite.stdout
 

@@ -10,9 +10,10 @@ copier.yml must prevent both.
 import subprocess
 
 import pytest
-from conftest import ROOT
-from template_repo import copy_template, git
-from test_update import CONFLICT_MARKER, PACKAGE, ServiceRepo
+
+from harness.answers import PACKAGE, PYTHON_VERSION, ROOT
+from harness.service import Service, service_venv
+from harness.template_repo import CONFLICT_MARKER, ServiceRepo, copy_template, git
 
 OLD_TESTS = ["tests/test_health.py", "tests/test_production_settings.py", "tests/test_resources.py"]
 
@@ -118,8 +119,6 @@ def test_update_stops_on_the_services_own_files_in_common(template, tmp_path):
 
 @pytest.mark.service
 def test_the_updated_service_passes_its_checks_and_suite(template, tmp_path):
-    from service_env import Service, service_venv
-
     service = service_with_own_app(template, tmp_path / "service")
     service.write(
         f"src/{PACKAGE}/settings/project.py",
@@ -128,7 +127,7 @@ def test_the_updated_service_passes_its_checks_and_suite(template, tmp_path):
     service.commit("Install the inventory app")
     assert service.update("v0.2.0").returncode == 0
 
-    runner = Service(service.path, service_venv(service.path, "3.13"), PACKAGE)
+    runner = Service(service.path, service_venv(service.path, PYTHON_VERSION), PACKAGE)
     check = runner.manage("check")
     assert "System check identified no issues" in check.stdout
     suite = runner.run(runner.bin / "pytest", "-q", "-p", "no:cacheprovider")

@@ -5,7 +5,6 @@ rendered requirements and the interpreter's version, under
 $TEMPLATE_TEST_CACHE (default ~/.cache/django-service-template).
 """
 
-import contextlib
 import fcntl
 import hashlib
 import os
@@ -17,7 +16,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from conftest import require
+from harness import processes
+from harness.answers import package_of, python_version_of
+from harness.policy import require
 
 # A valid production SECRET_KEY (50+ random characters), for tests only.
 SECRET_KEY = "k3P9vQ2mX7rT4wY8zA1bC6dE0fG5hJ2nL9sU3vW7xZ4yQ8tR1pO6iM3kN0jH5gF"
@@ -163,19 +164,18 @@ class Service:
         )
 
     def stop(self, process, sig=signal.SIGTERM, timeout=30):
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-        return process.returncode
+        """sig to the process and everything it started; its exit status."""
+        return processes.stop(process, sig, timeout)
 
     def close(self):
-        for process in self.processes:
-            self.stop(process, timeout=10)
+        processes.stop_all(self.processes)
+
+
+def prepare_service(source, destination, answers):
+    """A private copy of a rendered service (running it writes logs, SQLite,
+    static files) with the virtualenv of its requirements, as a Service."""
+    shutil.copytree(source, destination)
+    return Service(destination, service_venv(destination, python_version_of(answers)), package_of(answers), answers)
 
 
 def log_of(process):
@@ -198,8 +198,11 @@ def http_get(url, host=None, timeout=10):
         return error.code, dict(error.headers), error.read()
 
 
-def wait_for(condition, timeout=30, interval=0.2, message="condition"):
-    """Polls condition() until it returns a truthy value; returns that value."""
+def wait_for(condition, timeout=30, interval=0.2, message="condition", ignore=(OSError, urllib.error.URLError)):
+    """Polls condition() until it returns a truthy value; returns that value.
+
+    The errors in ignore count as "not yet" (a server still starting refuses
+    connections); any other error ends the wait at once."""
     deadline = time.monotonic() + timeout
     last_error = None
     while time.monotonic() < deadline:
@@ -207,7 +210,7 @@ def wait_for(condition, timeout=30, interval=0.2, message="condition"):
             value = condition()
             if value:
                 return value
-        except (OSError, urllib.error.URLError) as error:
+        except ignore as error:
             last_error = error
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last error: {last_error})")

@@ -1,6 +1,6 @@
 """A small, bounded HTTP load generator, run as a process of its own.
 
-    python tests/load.py --port 8000 --host obcms.example.org --threads 8 \
+    python tests/harness/load.py --port 8000 --host obcms.example.org --threads 8 \
         --duration 10 --max-requests 2000 --slow-every 3 --slow-path /slow/?seconds=2.5 \
         --fast-path /db/ --out results.jsonl
 
@@ -9,8 +9,10 @@ request is a connection attempt too, and writes one JSON line per request:
 when it started, when the connection was established and the request written
 (monotonic clock, comparable across processes on Linux), and the outcome:
 "ok" (the status is in "status"), "refused", "reset", "timeout" or "error".
-It stops after --duration seconds or --max-requests requests, whichever comes
-first (a thread also stops after --stop-after-refused refusals in a row), and
+Each line is written to --out as soon as its request ends, so that a test
+can watch the load progress; lines are in the order requests ended. It stops
+after --duration seconds or --max-requests requests, whichever comes first
+(a thread also stops after --stop-after-refused refusals in a row), and
 exits 0. It prints "started" on stdout once its threads run.
 """
 
@@ -73,7 +75,7 @@ def main():
     deadline = time.monotonic() + args.duration
     counter = itertools.count()
     lock = threading.Lock()
-    records = []
+    out = open(args.out, "w")  # noqa: SIM115 - written by every thread until the end
 
     def run(thread_number):
         refused = 0
@@ -83,7 +85,8 @@ def main():
             slow = args.slow_every and n % args.slow_every == 0
             record = one_request(args, args.slow_path if slow else args.fast_path)
             with lock:
-                records.append(record)
+                out.write(json.dumps(record) + "\n")
+                out.flush()
             refused = refused + 1 if record["outcome"] == "refused" else 0
             if args.stop_after_refused and refused >= args.stop_after_refused:
                 return
@@ -96,9 +99,8 @@ def main():
     for thread in threads:
         # Bounded: every request ends within its timeout after the deadline.
         thread.join(args.duration + 2 * args.timeout)
-    with open(args.out, "w") as out:
-        for record in sorted(records, key=lambda r: r["start"]):
-            out.write(json.dumps(record) + "\n")
+    with lock:
+        out.close()
     return 0
 
 

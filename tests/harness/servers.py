@@ -6,9 +6,8 @@ files in a throw-away directory. They can be used directly::
     with PostgresServer() as postgres:
         url = postgres.create_database("app")
 
-or through the session-scoped pytest fixtures at the bottom of this module
-(``postgres_server``, ``redis_server`` and ``s3_server``), which a conftest.py
-can pick up with ``from servers import *``.
+or through the session-scoped pytest fixtures of ``harness.plugin``
+(``postgres_server``, ``redis_server`` and ``s3_server``).
 
 Where the binaries come from:
 
@@ -20,7 +19,8 @@ Where the binaries come from:
   Python interpreter.
 
 When a binary is missing the fixtures skip the test, except on CI (``CI=true``)
-where a missing server is a broken build and the test fails instead.
+where a missing server is a broken build and the test fails instead
+(``harness.policy``).
 """
 
 from __future__ import annotations
@@ -41,13 +41,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
-import pytest
-from pytest import TempPathFactory
+from harness import processes
 
 __all__ = [
     "PostgresServer",
@@ -57,10 +55,7 @@ __all__ = [
     "find_postgres_bindir",
     "find_redis_server",
     "free_port",
-    "postgres_server",
-    "redis_server",
-    "s3_server",
-    "skip_or_fail",
+    "moto_installed",
 ]
 
 HOST = "127.0.0.1"
@@ -211,16 +206,10 @@ class _Server:
     def stop(self, timeout: float = 30.0) -> None:
         """Shut the server down and wait for it to exit. Does nothing if it is stopped."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(self.stop_signal)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                # Still alive: kill it along with any child processes it started.
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        if process is not None:
+            # The server alone gets its stop signal (it stops its own helpers);
+            # one still alive after the timeout is killed with its whole group.
+            processes.stop(process, self.stop_signal, timeout, group=False)
 
     def close(self) -> None:
         """Stop the server and delete its files."""
@@ -560,42 +549,6 @@ class S3Server(_Server):
         return True
 
 
-# --------------------------------------------------------------------------
-# pytest fixtures
-# --------------------------------------------------------------------------
-
-
-def skip_or_fail(reason: str) -> NoReturn:
-    """Skip the current test, or fail it on CI, where every server must be available."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (not skipped because CI=true)", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: TempPathFactory) -> Iterator[PostgresServer]:
-    """A PostgreSQL server shared by the whole test session."""
-    bindir = find_postgres_bindir()
-    if bindir is None:
-        skip_or_fail(f"PostgreSQL not found: {POSTGRES_HINT}")
-    with PostgresServer(tmp_path_factory.mktemp("postgres"), bindir=bindir) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: TempPathFactory) -> Iterator[RedisServer]:
-    """A Redis server shared by the whole test session."""
-    executable = find_redis_server()
-    if executable is None:
-        skip_or_fail(f"redis-server not found: {REDIS_HINT}")
-    with RedisServer(tmp_path_factory.mktemp("redis"), executable=executable) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: TempPathFactory) -> Iterator[S3Server]:
-    """An S3 endpoint shared by the whole test session."""
-    if not all(importlib.util.find_spec(name) for name in ("moto", "flask")):
-        skip_or_fail(f"moto server not found: {S3_HINT}")
-    with S3Server(tmp_path_factory.mktemp("s3")) as server:
-        yield server
+def moto_installed() -> bool:
+    """Whether the moto server (and the Flask it runs on) can be started."""
+    return all(importlib.util.find_spec(name) for name in ("moto", "flask"))

@@ -2,16 +2,20 @@
 
 * ``engine_problem()`` says why the engine cannot be used (none running,
   Engine older than 25, no Compose v2), or returns None.
-* ``python_base_image(version)`` returns the base image to pass to the
-  rendered Dockerfile (``--build-arg PYTHON_IMAGE=...``): the official
-  ``python:<version>-slim-trixie`` when it is present or can be pulled,
-  otherwise a stand-in made once per machine from a Debian 13 root
-  filesystem (``docker/make-base-image.sh``: debootstrap, root only).
-* ``ensure_images(names, base)`` makes every image a compose file names
-  (``postgres:17``, ``redis:7.4``, ``caddy:2``) present: pulled when a
-  registry answers, otherwise a stand-in built from Debian's packages on the
-  base image (``docker/<name>/Dockerfile``) and tagged with the very name the
-  compose file uses, so the compose file under test is the rendered one.
+* ``compose_images(compose_file)`` reads the images a rendered compose file
+  names, each through its variable: ``${POSTGRES_IMAGE:-postgres:17}``.
+* ``stack_images(compose_file)`` makes each of them present and returns the
+  values to put in the service's .env: the official image when it is
+  present or can be pulled, otherwise a stand-in. The compose file under
+  test is the rendered one; only .env says which image runs.
+
+Stand-ins, for machines that reach no container registry, are made from
+tests/offline/ and tagged under a namespace of their own
+(``localhost/template-standin/postgres:17``), never under an official name:
+a developer's engine keeps its real ``postgres:17``. The Python base image
+is a Debian 13 root filesystem (``make-base-image.sh``: debootstrap, root
+only); postgres, redis and caddy are built on it from Debian's packages
+(``standins/<name>/Dockerfile``).
 
 Images are kept between runs; a stand-in is rebuilt only when it is missing
 (``docker rmi`` it after changing its Dockerfile). A file lock serialises
@@ -29,11 +33,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent / "docker"
+OFFLINE = Path(__file__).resolve().parent.parent / "offline"
 MIN_ENGINE_MAJOR = 25
 # The tests' compose override replaces the proxy's ports with `!override`.
 MIN_COMPOSE = (2, 24, 4)
@@ -41,9 +45,15 @@ MIN_COMPOSE = (2, 24, 4)
 DEBIAN_SUITE = "trixie"
 DEBIAN_PYTHON = "3.13"
 DEBIAN_POSTGRES = "17"
-# Stand-ins carry this label, so they can be told from the real images.
+# Where stand-ins are tagged: a registry host that does not exist, so that
+# nothing is ever pulled or pushed under these names.
+STAND_IN_NAMESPACE = "localhost/template-standin"
+# Stand-ins also carry this label: an image under an official name that has
+# it was made by an earlier version of these tests, and is not the real one.
 STAND_IN_LABEL = "org.opencontainers.image.description=stand-in built by the template's tests"
-STAND_IN_BASE = "localhost/python:{version}-slim-trixie"
+STAND_IN_BASE = STAND_IN_NAMESPACE + "/python:{version}-slim-trixie"
+# ${NAME:-default}, as the rendered compose files name their images.
+IMAGE_VARIABLE = re.compile(r"^\$\{([A-Z][A-Z0-9_]*_IMAGE):-([^}]+)\}$")
 
 
 class ImageError(RuntimeError):
@@ -98,7 +108,7 @@ def engine_problem() -> str | None:
     if found is None:
         return (
             "no working Docker engine with the Compose v2 plugin "
-            "(`docker info` and `docker compose version` must work; .ci/install-docker.sh installs one)"
+            "(`docker info` and `docker compose version` must work; tests/offline/install-docker.sh installs one)"
         )
     if found.major < MIN_ENGINE_MAJOR:
         return f"Docker Engine {found.server_version} is too old: the compose file needs {MIN_ENGINE_MAJOR} or later"
@@ -116,6 +126,11 @@ def image_exists(name: str) -> bool:
 def is_stand_in(name: str) -> bool:
     labels = docker("image", "inspect", "--format", "{{json .Config.Labels}}", name, check=False).stdout
     return "stand-in" in (labels or "")
+
+
+def stand_in_name(official: str) -> str:
+    """The stand-in's tag for an official image: postgres:17 -> localhost/template-standin/postgres:17."""
+    return f"{STAND_IN_NAMESPACE}/{official.removeprefix('library/')}"
 
 
 def pull(name: str) -> bool:
@@ -150,36 +165,56 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
+@dataclass(frozen=True)
+class Image:
+    """The image a stack runs for one of its image variables, and where it came from."""
+
+    name: str
+    source: str  # "present", "pulled" or "stand-in"
+
+
+def _official(name: str) -> Image | None:
+    """The official image when it is here (and real) or can be pulled."""
+    if image_exists(name) and not is_stand_in(name):
+        return Image(name, "present")
+    if pull(name):
+        return Image(name, "pulled")
+    return None
+
+
+def _python_base(version: str) -> Image:
+    official = f"python:{version}-slim-{DEBIAN_SUITE}"
+    if found := _official(official):
+        return found
+    stand_in = STAND_IN_BASE.format(version=version)
+    if image_exists(stand_in):
+        return Image(stand_in, "stand-in")
+    if version != DEBIAN_PYTHON:
+        raise ImageError(
+            f"{official} cannot be pulled, and Debian {DEBIAN_SUITE} has Python {DEBIAN_PYTHON}, not {version}"
+        )
+    if os.geteuid() != 0 or not shutil.which("debootstrap"):
+        raise ImageError(f"{official} cannot be pulled, and making a stand-in needs root and debootstrap")
+    started = time.monotonic()
+    result = subprocess.run(
+        [OFFLINE / "make-base-image.sh", stand_in, debian_mirror()], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise ImageError(f"making the stand-in base image {stand_in} failed:\n{result.stderr[-3000:]}")
+    print(f"built stand-in base image {stand_in} in {time.monotonic() - started:.0f} s")
+    return Image(stand_in, "stand-in")
+
+
 def python_base_image(version: str) -> str:
     """The image for the Dockerfile's PYTHON_IMAGE build argument."""
-    official = f"python:{version}-slim-{DEBIAN_SUITE}"
-    stand_in = STAND_IN_BASE.format(version=version)
     with machine_lock():
-        for name in (official, stand_in):
-            if image_exists(name):
-                return name
-        if pull(official):
-            return official
-        if version != DEBIAN_PYTHON:
-            raise ImageError(
-                f"{official} cannot be pulled, and Debian {DEBIAN_SUITE} has Python {DEBIAN_PYTHON}, not {version}"
-            )
-        if os.geteuid() != 0 or not shutil.which("debootstrap"):
-            raise ImageError(f"{official} cannot be pulled, and making a stand-in needs root and debootstrap")
-        started = time.monotonic()
-        result = subprocess.run(
-            [HERE / "make-base-image.sh", stand_in, debian_mirror()], capture_output=True, text=True, check=False
-        )
-        if result.returncode != 0:
-            raise ImageError(f"making the stand-in base image {stand_in} failed:\n{result.stderr[-3000:]}")
-        print(f"built stand-in base image {stand_in} in {time.monotonic() - started:.0f} s")
-        return stand_in
+        return _python_base(version).name
 
 
 def _stand_in_build(name: str) -> tuple[str, dict[str, str]]:
-    """The stand-in's build directory and build arguments for an image name."""
-    repository, _, tag = name.partition(":")
-    if repository in ("postgres", "library/postgres"):
+    """The stand-in's build directory and build arguments for an official image name."""
+    repository, _, tag = name.removeprefix("library/").partition(":")
+    if repository == "postgres":
         major = tag.split(".")[0].split("-")[0]
         if major != DEBIAN_POSTGRES:
             raise ImageError(
@@ -192,29 +227,57 @@ def _stand_in_build(name: str) -> tuple[str, dict[str, str]]:
     raise ImageError(f"{name} cannot be pulled, and there is no stand-in for it")
 
 
-def ensure_images(names: Iterable[str], base: str) -> dict[str, str]:
-    """Make each image present; returns name -> "present", "pulled" or "stand-in"."""
-    how = {}
-    with machine_lock():
-        for name in names:
-            if image_exists(name):
-                how[name] = "stand-in" if is_stand_in(name) else "present"
-            elif pull(name):
-                how[name] = "pulled"
-            else:
-                directory, args = _stand_in_build(name)
-                build_args = [f"--build-arg={key}={value}" for key, value in {"BASE_IMAGE": base, **args}.items()]
-                docker("build", "--quiet", f"--label={STAND_IN_LABEL}", *build_args, "-t", name, str(HERE / directory))
-                how[name] = "stand-in"
-    return how
+def _server_image(name: str, base: str) -> Image:
+    if found := _official(name):
+        return found
+    stand_in = stand_in_name(name)
+    if not image_exists(stand_in):
+        directory, args = _stand_in_build(name)
+        build_args = [f"--build-arg={key}={value}" for key, value in {"BASE_IMAGE": base, **args}.items()]
+        standins = OFFLINE / "standins"
+        docker("build", "--quiet", f"--label={STAND_IN_LABEL}", *build_args, "-t", stand_in, str(standins / directory))
+    return Image(stand_in, "stand-in")
 
 
-def compose_images(compose_file: Path) -> list[str]:
-    """The images of a compose file's services that are not built from the service's Dockerfile."""
+def compose_images(compose_file: Path) -> dict[str, str]:
+    """variable -> default image of every image the compose file names (as
+    ${VARIABLE:-default}), the build argument PYTHON_IMAGE included."""
     import yaml  # copier's dependency
 
     services = yaml.safe_load(compose_file.read_text())["services"]
-    return sorted({spec["image"] for spec in services.values() if "image" in spec and "build" not in spec})
+    images = {}
+    for name, spec in services.items():
+        build = spec.get("build")
+        # A built service's own image is the service's; its base is a build argument.
+        references = list(build.get("args", {}).values()) if isinstance(build, dict) else [spec.get("image")]
+        for reference in filter(None, references):
+            match = IMAGE_VARIABLE.match(str(reference))
+            if match:
+                images[match.group(1)] = match.group(2)
+            elif not build:
+                raise ImageError(f"{compose_file.name}: the image of {name}, {reference!r}, is not a variable")
+    return images
+
+
+def stack_images(compose_file: Path) -> dict[str, Image]:
+    """Makes every image of the compose file present; returns variable -> the
+    image to run (what the service's .env must say)."""
+    images = compose_images(compose_file)
+    python = re.fullmatch(r"python:(\d+\.\d+)-slim-\w+", images["PYTHON_IMAGE"])
+    if not python:
+        raise ImageError(f"unexpected default base image {images['PYTHON_IMAGE']!r}")
+    with machine_lock():
+        base = _python_base(python.group(1))
+        chosen = {"PYTHON_IMAGE": base}
+        for variable, official in images.items():
+            if variable != "PYTHON_IMAGE":
+                chosen[variable] = _server_image(official, base.name)
+    return chosen
+
+
+def image_values(images: dict[str, Image]) -> dict[str, str]:
+    """The .env lines of stack_images' answer."""
+    return {variable: image.name for variable, image in images.items()}
 
 
 def bridge_gateway() -> str:

@@ -1,11 +1,12 @@
 """Building the rendered service's production image and running its
 production compose file as a project of its own: used by test_stack.py and
-by the benchmarks (scripts/bench.py).
+by the benchmarks.
 
-The compose file is the rendered one. The only additions, for Caddy stacks,
-are an override that gives Caddy its internal CA instead of Let's Encrypt
-(a test domain cannot get a public certificate) and publishes its ports on
-free loopback ports instead of the host's 80 and 443.
+The compose file is the rendered one; which images it runs is said in .env
+(harness.docker.stack_images). The only additions, for Caddy stacks, are an
+override that gives Caddy its internal CA instead of Let's Encrypt (a test
+domain cannot get a public certificate) and publishes its ports on free
+loopback ports instead of the host's 80 and 443.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from docker_env import docker
+from harness.docker import docker
 
 # Certificates from Caddy's own CA; the rendered Caddyfile is imported, as it
 # is, after these global options.

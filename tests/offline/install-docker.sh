@@ -28,7 +28,7 @@ engine_ok() { docker info >/dev/null 2>&1; }
 export DEBIAN_FRONTEND=noninteractive
 
 # debootstrap makes the tests' stand-in base image where no registry is
-# reachable (tests/docker/make-base-image.sh).
+# reachable (make-base-image.sh, beside this script).
 if ! command -v debootstrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
