@@ -19,6 +19,13 @@ class Figure:
     samples: dict[str, Any] = field(default_factory=dict)  # every sample and detail
 
 
+def bounded(ratio, *, at_most=None, at_least=None):
+    """The ratio, target and met of a figure whose pass mark bounds its ratio."""
+    if at_most is not None:
+        return {"ratio": ratio, "target": f"≤ {at_most:g}×", "met": ratio <= at_most}
+    return {"ratio": ratio, "target": f"≥ {at_least:g}×", "met": ratio >= at_least}
+
+
 @dataclass
 class SweepPoint:
     workers: int

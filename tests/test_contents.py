@@ -155,7 +155,7 @@ def test_env_example_lists_every_variable_read(render, variant):
     service = render(variant)
     listed = set(re.findall(r"^(?:# )?([A-Z][A-Z0-9_]+)=", (service / ".env.example").read_text(), re.M))
     read = variables_read(service)
-    # The scanner itself must see the variables the issue names.
+    # The scanner itself must see variables read in each of those places.
     assert {
         "DJANGO_SETTINGS_MODULE",
         "CSRF_TRUSTED_ORIGINS",
