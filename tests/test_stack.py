@@ -33,7 +33,7 @@ import pytest
 
 from harness import docker as docker_env
 from harness import service as service_tools
-from harness.answers import DOMAIN, KIT
+from harness.answers import DOMAIN, KIT, answers_for, package_of
 from harness.docker import docker, image_values
 from harness.policy import require
 from harness.servers import S3Server, free_port
@@ -567,8 +567,8 @@ class TestS3NoProxyStack(StackChecks):
 
 
 def test_seed_checks(engine, render, tmp_path_factory, monkeypatch):
-    """The commands a new service's owner runs first, on a service rendered
-    with package_name=obc_management.
+    """The commands a new service's owner runs first, on the explicit-workers
+    variant (its own slug and package name).
 
     `python manage.py ...` runs in the built image (the user's virtualenv is
     the image's); collectstatic writes to a STATIC_ROOT in /tmp because the
@@ -581,19 +581,21 @@ def test_seed_checks(engine, render, tmp_path_factory, monkeypatch):
     on free loopback ports with the same override as the stack tests (the
     host's 80 and 443 may be taken, and a test domain gets no certificate).
     """
+    answers = answers_for("explicit-workers")
+    package, tag = package_of(answers), f"{answers['project_slug']}:test"
     service = copy_service(render("explicit-workers"), tmp_path_factory, "seed")
-    assert "package_name: obc_management" in (service / ".copier-answers.yml").read_text()
+    assert f"package_name: {package}" in (service / ".copier-answers.yml").read_text()
     images = images_for(service)
     base = images["PYTHON_IMAGE"]
 
-    # docker build --target production -t obcms:test .
+    # docker build --target production -t <slug>:test .
     build_args = [] if base.source != "stand-in" else [f"--build-arg=PYTHON_IMAGE={base.name}"]
-    docker("build", "--target", "production", "-t", "obcms:test", *build_args, ".", cwd=service, timeout=1800)
+    docker("build", "--target", "production", "-t", tag, *build_args, ".", cwd=service, timeout=1800)
     values = {
         "SECRET_KEY": secrets.token_urlsafe(50),
         "POSTGRES_PASSWORD": secrets.token_hex(24),
         "EMAIL_URL": "consolemail://",
-        "IMAGE": "obcms:test",
+        "IMAGE": tag,
         **image_values(images),
     }
     env_file(service, values)
@@ -605,20 +607,20 @@ def test_seed_checks(engine, render, tmp_path_factory, monkeypatch):
 
     def manage(*command: str, env=()) -> str:
         """The command's output, run in the image as `python ...` from src/."""
-        run = ["run", "--rm", "--env-file=.env", *urls, *env, "--workdir=/app/src", "obcms:test", *command]
+        run = ["run", "--rm", "--env-file=.env", *urls, *env, "--workdir=/app/src", tag, *command]
         result = docker(*run, cwd=service, check=False)
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout + result.stderr
 
-    settings = "--settings=obc_management.settings.production"
+    settings = f"--settings={package}.settings.production"
     checks = manage("python", "manage.py", "check", "--deploy", settings)
     assert "System check identified no issues (0 silenced)" in checks
     collected = manage(
         "python", "manage.py", "collectstatic", "--noinput", settings, env=["--env=STATIC_ROOT=/tmp/staticfiles"]
     )  # fmt: skip
     assert "static files copied" in collected
-    celery = manage("python", "-c", "from obc_management import celery_app; print(celery_app)")
-    assert "<Celery obc_management" in celery
+    celery = manage("python", "-c", f"from {package} import celery_app; print(celery_app)")
+    assert f"<Celery {package}" in celery
 
     # docker compose -f docker-compose.prod.yml up -d, under a project name of
     # its own (COMPOSE_PROJECT_NAME overrides the file's `name:`).
@@ -637,4 +639,4 @@ def test_seed_checks(engine, render, tmp_path_factory, monkeypatch):
         assert stack.web_get("/ready/").status == 200
     finally:
         stack.down()
-        docker("rmi", "obcms:test", check=False)
+        docker("rmi", tag, check=False)
