@@ -28,7 +28,7 @@ class TestProductionCompose:
     def test_services_follow_the_answers(self, render, variant):
         answers = answers_for(variant)
         services = set(compose(render(variant))["services"])
-        expected = {"db", "redis", "migrate", "web", "worker"}
+        expected = {"db", "backup", "redis", "migrate", "web", "worker"}
         if answers.get("use_celery_beat", True):
             expected.add("beat")
         if answers.get("reverse_proxy", "caddy") == "caddy":
@@ -83,6 +83,33 @@ class TestProductionCompose:
             if re.search(r"(PASSWORD|SECRET|KEY)\w*:", line):
                 value = line.split(":", 1)[1].strip()
                 assert value.startswith("${"), line
+
+    def test_database_is_archived_into_a_repository_outside_the_volumes(self, render, variant):
+        service = render(variant)
+        config = compose(service)
+        db, backup = config["services"]["db"], config["services"]["backup"]
+        options = dict(item.split("=", 1) for item in db["command"][2::2])
+        assert db["command"][:2] == ["postgres", "-c"] and set(db["command"][1::2]) == {"-c"}
+        assert options == {
+            "archive_mode": "on",
+            "archive_command": "pgbackrest archive-push %p",
+            "archive_timeout": "${BACKUP_MAX_DATA_LOSS_SECONDS:-60}",
+        }
+        # The repository is a host directory, which `down -v` does not delete.
+        repository = "${BACKUP_DIR:-./backups}:/var/lib/pgbackrest"
+        assert repository in db["volumes"] and db["volumes"] == backup["volumes"]
+        assert not any(name.startswith("backup") for name in config["volumes"])
+        assert backup["command"] == ["backup-scheduler"]
+        assert backup["environment"]["PGBACKREST_REPO1_RETENTION_FULL"] == "${BACKUP_RETENTION_FULL:-7}"
+        assert backup["depends_on"] == {"db": {"condition": "service_healthy"}}
+        assert "/backups/" in (service / ".gitignore").read_text().split()
+        assert "/backups/" in (service / ".dockerignore").read_text().split()
+        # No make target or backup command takes the stack down, let alone its volumes.
+        makefile = (service / "Makefile").read_text()
+        assert {"backup:", "backup-list:", "restore:"} <= set(makefile.split())
+        recipes = [line for line in makefile.splitlines() if line.startswith("\t")]
+        commands = [line for line in (service / "scripts/backup.sh").read_text().splitlines() if "#" not in line]
+        assert recipes and not [line for line in recipes + commands if re.search(r"\bdown\b| -v\b|--volumes", line)]
 
     def test_data_and_media_are_named_volumes(self, render, variant):
         config = compose(render(variant))
@@ -203,8 +230,15 @@ def test_explicit_counts_become_the_defaults(render):
 def test_postgres_version_drives_every_image(render):
     for variant, version in [("defaults", "17"), ("python312-postgres16", "16"), ("postgres18-s3-caddy", "18")]:
         service = render(variant)
-        for name in ("docker-compose.yml", "docker-compose.prod.yml"):
-            assert compose(service, name)["services"]["db"]["image"] == f"${{POSTGRES_IMAGE:-postgres:{version}}}"
+        official = f"${{POSTGRES_IMAGE:-postgres:{version}}}"
+        assert compose(service, "docker-compose.yml")["services"]["db"]["image"] == official
+        # Production builds db (and backup) on it: the official image with pgBackRest.
+        for name in ("db", "backup"):
+            assert compose(service, "docker-compose.prod.yml")["services"][name]["build"]["args"] == {
+                "POSTGRES_IMAGE": official
+            }
+        dockerfile = (service / "docker/postgres/Dockerfile").read_text()
+        assert f"ARG POSTGRES_IMAGE=postgres:{version}\nFROM ${{POSTGRES_IMAGE}}\n" in dockerfile
         assert f"image: postgres:{version}" in (service / ".github/workflows/ci.yml").read_text()
 
 
@@ -229,7 +263,8 @@ def test_every_image_is_a_variable_whose_default_is_the_official_image(render, v
     for name in ("docker-compose.prod.yml", "docker-compose.yml"):
         for spec in compose(service, name)["services"].values():
             if "build" in spec:
-                assert spec["build"]["args"] == {"PYTHON_IMAGE": f"${{PYTHON_IMAGE:-{official['PYTHON_IMAGE']}}}"}
+                variable = "POSTGRES_IMAGE" if spec["build"]["context"] == "docker/postgres" else "PYTHON_IMAGE"
+                assert spec["build"]["args"] == {variable: f"${{{variable}:-{official[variable]}}}"}
     # .env.example lists each, with its default, in its Images block.
     example = (service / ".env.example").read_text()
     block = example.split("# --- Images ", 1)[1].split("\n# --- ", 1)[0]

@@ -83,14 +83,23 @@ def test_compose_files_match_the_compose_specification(render, variant, compose_
 
 def test_dockerfile_is_hadolint_clean(render, variant):
     service = render(variant)
-    result = run(tool("hadolint"), "--failure-threshold", "style", "Dockerfile", cwd=service)
-    assert result.returncode == 0, result.stdout + result.stderr
+    for dockerfile in ("Dockerfile", "docker/postgres/Dockerfile"):
+        result = run(tool("hadolint"), "--failure-threshold", "style", dockerfile, cwd=service)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_shell_scripts_parse_and_are_executable(render, variant):
     service = render(variant)
-    scripts = sorted((service / "scripts").glob("*.sh"))
-    assert {path.name for path in scripts} >= {"check_migrations.sh", "http_probe.sh", "check_alive.sh"}
+    scripts = sorted([*(service / "scripts").glob("*.sh"), *(service / "docker/postgres").glob("*.sh")])
+    assert {path.name for path in scripts} >= {
+        "check_migrations.sh",
+        "http_probe.sh",
+        "check_alive.sh",
+        "backup.sh",
+        "backup-scheduler.sh",
+        "entrypoint.sh",
+        "restore-check.sh",
+    }
     for script in scripts:
         assert script.stat().st_mode & 0o111, f"{script.name} is not executable"
         result = run("bash", "-n", str(script), cwd=service)
