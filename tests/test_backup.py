@@ -1,0 +1,212 @@
+"""Backups of the production stack's database, on a real Docker engine:
+pgBackRest in the db image, the backup service, and the operator commands
+(scripts/backup.sh, the make targets) run as an operator runs them.
+
+One stack (the defaults variant) serves the module; its backup repository
+is the service's ./backups directory, as the rendered .env.example says.
+The tests run in file order: the destructive one comes last. Run with -s
+to see the figures (restore times).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from harness import docker as docker_env
+from harness import service as service_tools
+from harness.docker import docker, image_values
+from harness.policy import require
+from harness.stack import ComposeProject, build, compose_files, env_file
+
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
+
+GROUPS = "from django.contrib.auth.models import Group; "
+BACKUP_LINE = re.compile(r"^\d{8}-\d{6}F  full  finished \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  database \d+ MiB", re.M)
+
+
+def figure(label: str, value: str) -> None:
+    print(f"\n[figure] {label}: {value}")
+
+
+class BackupStack(ComposeProject):
+    def environment(self, **extra: str) -> dict[str, str]:
+        """What the operator's shell needs to address this stack with docker compose."""
+        return {
+            **os.environ,
+            "COMPOSE_FILE": ":".join(self.files),
+            "COMPOSE_PROJECT_NAME": self.project,
+            **extra,
+        }
+
+    def operator(self, *command: str, timeout: float = 900, **extra: str) -> subprocess.CompletedProcess[str]:
+        """A command run in the service's directory, as an operator runs it."""
+        return subprocess.run(
+            command,
+            cwd=self.service,
+            env=self.environment(**extra),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def django(self, code: str) -> str:
+        return self.exec("web", "python", "src/manage.py", "shell", "--no-imports", "-c", GROUPS + code).strip()
+
+    def groups(self) -> list[str]:
+        return self.django("print(','.join(sorted(Group.objects.values_list('name', flat=True))))").split(",")
+
+    def add_groups(self, *names: str) -> None:
+        self.django(f"Group.objects.bulk_create([Group(name=n) for n in {list(names)!r}])")
+
+    def sql(self, query: str) -> str:
+        command = 'psql -qtAX --username="$POSTGRES_USER" --dbname="$POSTGRES_DB" --command="$0"'
+        return self.exec("db", "sh", "-c", command, query).strip()
+
+    def started_at(self, service: str) -> str:
+        return self.state(service)["StartedAt"]
+
+    def backups(self) -> list[str]:
+        listing = self.operator("scripts/backup.sh", "list")
+        assert listing.returncode == 0, listing.stderr[-3000:]
+        return BACKUP_LINE.findall(listing.stdout)
+
+
+@pytest.fixture(scope="module")
+def stack(render, tmp_path_factory):
+    problem = docker_env.engine_problem()
+    require(problem is None, problem)
+    service = tmp_path_factory.mktemp("backup") / "service"
+    shutil.copytree(render("defaults"), service, symlinks=True)
+    try:
+        images = docker_env.stack_images(service / "docker-compose.prod.yml")
+    except docker_env.ImageError as error:
+        require(False, str(error))
+    tag, db_tag = "stacktest-backup:latest", f"stacktest-backup-db-{secrets.token_hex(3)}:latest"
+    build(service, tag, images["PYTHON_IMAGE"].name)
+    env_file(
+        service,
+        {
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "POSTGRES_PASSWORD": secrets.token_hex(24),
+            "EMAIL_URL": "consolemail://",
+            "IMAGE": tag,
+            "DB_IMAGE": db_tag,
+            **image_values(images),
+        },
+    )
+    project = BackupStack(service, "backup", compose_files(service))
+    try:
+        project.compose("build", "db", timeout=1800)
+        project.up()
+        yield project
+    finally:
+        project.down()
+        docker("rmi", tag, db_tag, check=False)
+
+
+def wait_for_a_backup(stack: BackupStack) -> list[str]:
+    """The backup service takes a first full backup of a new database."""
+    return service_tools.wait_for(stack.backups, timeout=300, interval=2, message="the first full backup")
+
+
+def test_a_new_database_gets_a_full_backup_and_archives_its_wal(stack):
+    (first,) = wait_for_a_backup(stack)
+    assert (stack.service / "backups" / "backup" / "db").is_dir()
+    assert stack.sql("show archive_mode") == "on"
+    assert stack.sql("show archive_timeout") == "1min"
+    assert "full backup done" in stack.logs("backup")
+
+    # make backup: one more full backup, listed after the first.
+    result = stack.operator("make", "backup")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Taking a full backup" in result.stdout
+    listed = stack.backups()
+    assert len(listed) == 2 and listed[0] == first
+    # Every segment the server switched away from is in the repository, none failed.
+    archived, failed = stack.sql("select archived_count, failed_count from pg_stat_archiver").split("|")
+    assert int(archived) >= 2 and int(failed) == 0
+
+
+def refused(result: subprocess.CompletedProcess[str]) -> str:
+    """The one-line error of a refused restore."""
+    assert result.returncode != 0, result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.stderr
+    assert "nothing was stopped or changed" in lines[0]
+    return lines[0]
+
+
+def test_a_wrong_restore_is_refused_with_one_message_and_touches_nothing(stack, tmp_path):
+    wait_for_a_backup(stack)
+    stack.add_groups("kept")
+    started = {name: stack.started_at(name) for name in ("db", "web", "backup")}
+    future = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S+00")
+
+    cases = {
+        "in the future": ("scripts/backup.sh", "restore", "--to", future, "--force"),
+        "before the end of the oldest backup": ("make", "restore", "TO=2020-01-01 00:00:00+00", "FORCE=1"),
+        "cannot read the target time": ("scripts/backup.sh", "restore", "--to", "yesterday-ish", "--force"),
+        "holds a database": ("scripts/backup.sh", "restore"),
+    }
+    for problem, command in cases.items():
+        assert problem in refused(stack.operator(*command)), problem
+
+    # A repository without backups (a wrong BACKUP_DIR, a new host).
+    empty = tmp_path / "empty-repository"
+    empty.mkdir()
+    assert "holds no backup" in refused(stack.operator("scripts/backup.sh", "restore", BACKUP_DIR=str(empty)))
+
+    assert {name: stack.started_at(name) for name in started} == started
+    assert "kept" in stack.groups()
+
+
+@pytest.mark.reliability
+def test_a_lost_database_volume_is_restored_to_the_latest_and_to_a_point_in_time(stack):
+    wait_for_a_backup(stack)
+    stack.add_groups("before-1", "before-2")
+    target = stack.sql("select clock_timestamp()")
+    stack.add_groups("after-1")
+    everything = stack.groups()
+    assert {"before-1", "before-2", "after-1"} <= set(everything)
+
+    # pgbackrest check switches to a new WAL segment and waits until it is archived.
+    checked = stack.compose("run", "--rm", "--no-deps", "-T", "backup", "pgbackrest", "check", check=False)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+
+    # The disaster: the database container and its volume are gone.
+    stack.compose("rm", "--stop", "--force", "db", "backup")
+    volume = f"{stack.project}_postgres-data"
+    docker("volume", "rm", volume)
+    assert docker("volume", "inspect", volume, check=False).returncode != 0
+
+    # No database left: the restore needs no --force.
+    started = time.monotonic()
+    latest = stack.operator("make", "restore")
+    figure("restore of the latest state into an empty volume, stack up again", f"{time.monotonic() - started:.0f} s")
+    assert latest.returncode == 0, latest.stdout[-3000:] + latest.stderr[-3000:]
+    assert "Stopping web worker beat backup db" in latest.stdout
+    assert stack.groups() == everything
+
+    started = time.monotonic()
+    pitr = stack.operator("make", "restore", f"TO={target}", "FORCE=1")
+    figure("restore to a point in time over an existing database", f"{time.monotonic() - started:.0f} s")
+    assert pitr.returncode == 0, pitr.stdout[-3000:] + pitr.stderr[-3000:]
+    assert f"Restored the database to {target}" in pitr.stdout
+    assert stack.groups() == [name for name in everything if name != "after-1"]
+
+    # The restored database is a primary again, archiving on a new timeline.
+    stack.add_groups("after-restore")
+    assert "after-restore" in stack.groups()
+    assert stack.sql("select pg_is_in_recovery()") == "f"
+    for name in ("web", "worker", "beat", "backup"):
+        assert stack.state(name)["Running"], name
