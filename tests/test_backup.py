@@ -16,8 +16,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -150,7 +149,7 @@ def test_a_wrong_restore_is_refused_with_one_message_and_touches_nothing(stack, 
     wait_for_a_backup(stack)
     stack.add_groups("kept")
     started = {name: stack.started_at(name) for name in ("db", "web", "backup")}
-    future = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S+00")
+    future = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S+00")
 
     cases = {
         "in the future": ("scripts/backup.sh", "restore", "--to", future, "--force"),
