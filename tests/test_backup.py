@@ -28,6 +28,7 @@ from harness.stack import ComposeProject, build, compose_files, env_file
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 
+MAX_DATA_LOSS = 5
 GROUPS = "from django.contrib.auth.models import Group; "
 BACKUP_LINE = re.compile(r"^\d{8}-\d{6}F  full  finished \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  database \d+ MiB", re.M)
 
@@ -100,6 +101,8 @@ def stack(render, tmp_path_factory):
             "EMAIL_URL": "consolemail://",
             "IMAGE": tag,
             "DB_IMAGE": db_tag,
+            # Seconds, instead of a minute: the bound is measured below.
+            "BACKUP_MAX_DATA_LOSS_SECONDS": str(MAX_DATA_LOSS),
             **image_values(images),
         },
     )
@@ -122,7 +125,7 @@ def test_a_new_database_gets_a_full_backup_and_archives_its_wal(stack):
     (first,) = wait_for_a_backup(stack)
     assert (stack.service / "backups" / "backup" / "db").is_dir()
     assert stack.sql("show archive_mode") == "on"
-    assert stack.sql("show archive_timeout") == "1min"
+    assert stack.sql("show archive_timeout") == f"{MAX_DATA_LOSS}s"
     assert "full backup done" in stack.logs("backup")
 
     # make backup: one more full backup, listed after the first.
@@ -134,6 +137,24 @@ def test_a_new_database_gets_a_full_backup_and_archives_its_wal(stack):
     # Every segment the server switched away from is in the repository, none failed.
     archived, failed = stack.sql("select archived_count, failed_count from pg_stat_archiver").split("|")
     assert int(archived) >= 2 and int(failed) == 0
+
+
+def test_a_commit_on_a_quiet_database_reaches_the_repository_within_the_bound(stack):
+    wait_for_a_backup(stack)
+    stack.add_groups("archived")
+    committed = time.monotonic()
+    # The segment that holds the commit, and where pgBackRest stores it.
+    segment = stack.sql("select pg_walfile_name(pg_current_wal_lsn())")
+    archive = stack.service / "backups" / "archive" / "db"
+
+    def stored():
+        return list(archive.glob(f"*/{segment[:16]}/{segment}-*"))
+
+    service_tools.wait_for(stored, timeout=MAX_DATA_LOSS + 30, interval=0.2, message=f"{segment} in the repository")
+    seconds = time.monotonic() - committed
+    figure(f"commit to its WAL in the repository, archive_timeout {MAX_DATA_LOSS} s", f"{seconds:.1f} s")
+    # archive_timeout closes the segment; the push itself takes well under a second.
+    assert seconds < MAX_DATA_LOSS + 3
 
 
 def refused(result: subprocess.CompletedProcess[str]) -> str:
