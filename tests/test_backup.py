@@ -230,3 +230,29 @@ def test_a_lost_database_volume_is_restored_to_the_latest_and_to_a_point_in_time
     assert stack.sql("select pg_is_in_recovery()") == "f"
     for name in ("web", "worker", "beat", "backup"):
         assert stack.state(name)["Running"], name
+
+
+@pytest.mark.reliability
+def test_after_down_v_and_up_the_new_empty_database_is_reported_and_replaced_by_the_restore(stack):
+    """The usual accident: `down -v`, then `up` on a new, empty database."""
+    wait_for_a_backup(stack)
+    stack.add_groups("before-down")
+    everything = stack.groups()
+    checked = stack.compose("run", "--rm", "--no-deps", "-T", "backup", "pgbackrest", "check", check=False)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+
+    stack.compose("down", "--volumes", "--timeout=30")
+    assert any((stack.service / "backups" / "backup" / "db").iterdir())
+    stack.compose("up", "--detach", timeout=900)
+    service_tools.wait_for(
+        lambda: "ERROR backup: the backup repository does not match this database" in stack.logs("backup"),
+        timeout=180,
+        interval=1,
+        message="backup's error about the new database",
+    )
+    assert "before-down" not in stack.groups()
+
+    restored = stack.operator("make", "restore", "FORCE=1")
+    assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr[-3000:]
+    assert stack.groups() == everything
+    assert stack.state("backup")["Running"]
