@@ -438,6 +438,13 @@ class StackChecks:
         # orders them; the paused database is resumed before it is stopped
         # itself (stopping a paused container can hang the engine).
         app_services = [name for name in stack.by_service() if name not in ("db", "redis", "migrate")]
+        # The backup service's first full backup talks to the database: let
+        # it finish first, or the paused database would hold it past its stop.
+        wait_for(
+            lambda: "next full backup at" in stack.logs("backup"),
+            timeout=120,
+            message="the first full backup never finished",
+        )
         stack.compose("pause", "db")
         paused = True
         try:
