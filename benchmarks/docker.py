@@ -13,7 +13,7 @@ from benchmarks.measure import alternate, log, median
 from benchmarks.results import Figure
 from harness.answers import ROOT
 from harness.docker import DEBIAN_SUITE, docker, image_values, is_stand_in, stack_images
-from harness.stack import ComposeProject, build, compose_files, env_file, image_size, step_cached
+from harness.stack import ComposeProject, build, compose_files, env_file, image_size, stack_values, step_cached
 
 
 def megabytes(size):
@@ -51,16 +51,7 @@ def run(work, rounds, answers):
         builds = alternate(rounds, cold=cold, rebuild=rebuild)
         base_size = image_size(base)
         size = image_size(tag)
-        env_file(
-            service,
-            {
-                "SECRET_KEY": secrets.token_urlsafe(50),
-                "POSTGRES_PASSWORD": secrets.token_hex(24),
-                "EMAIL_URL": "consolemail://",
-                "IMAGE": tag,
-                **images,
-            },
-        )
+        env_file(service, stack_values(tag, **images))
         files = compose_files(service)
         log(f"docker: {rounds} rounds of `docker compose up` to all healthy, then down")
         for _ in range(rounds):

@@ -24,7 +24,7 @@ from harness import docker as docker_env
 from harness import service as service_tools
 from harness.docker import docker, image_values
 from harness.policy import require
-from harness.stack import ComposeProject, build, compose_files, env_file
+from harness.stack import ComposeProject, build, compose_files, env_file, stack_values
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 
@@ -95,16 +95,13 @@ def stack(render, tmp_path_factory):
     build(service, tag, images["PYTHON_IMAGE"].name)
     env_file(
         service,
-        {
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "POSTGRES_PASSWORD": secrets.token_hex(24),
-            "EMAIL_URL": "consolemail://",
-            "IMAGE": tag,
-            "DB_IMAGE": db_tag,
+        stack_values(
+            tag,
+            DB_IMAGE=db_tag,
             # Seconds, instead of a minute: the bound is measured below.
-            "BACKUP_MAX_DATA_LOSS_SECONDS": str(MAX_DATA_LOSS),
+            BACKUP_MAX_DATA_LOSS_SECONDS=str(MAX_DATA_LOSS),
             **image_values(images),
-        },
+        ),
     )
     project = BackupStack(service, "backup", compose_files(service))
     try:

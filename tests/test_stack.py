@@ -37,7 +37,7 @@ from harness.answers import DOMAIN, KIT, answers_for, package_of
 from harness.docker import docker, image_values
 from harness.policy import require
 from harness.servers import S3Server, free_port
-from harness.stack import ComposeProject, build, compose_files, env_file, image_size, step_cached
+from harness.stack import ComposeProject, build, compose_files, env_file, image_size, stack_values, step_cached
 
 # One xdist worker runs all of them: they share the engine and the images,
 # and each stack takes a good part of the machine.
@@ -266,14 +266,7 @@ def start_stack(render, tmp_path_factory, variant: str, s3_server: S3Server | No
     seconds, _ = build(service, tag, base)
     figure(f"{variant}: image build (cached layers reused)", f"{seconds:.0f} s")
 
-    values = {
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "POSTGRES_PASSWORD": secrets.token_hex(24),
-        "EMAIL_URL": "consolemail://",
-        "IMAGE": tag,
-        "CELERY_HEARTBEAT_INTERVAL": str(HEARTBEAT_INTERVAL),
-        **image_values(images),
-    }
+    values = stack_values(tag, CELERY_HEARTBEAT_INTERVAL=str(HEARTBEAT_INTERVAL), **image_values(images))
     files = compose_files(service)
     if not caddy:
         # The test is the load balancer: it reaches web through a published
@@ -598,13 +591,7 @@ def test_seed_checks(engine, render, tmp_path_factory, monkeypatch):
     # docker build --target production -t <slug>:test .
     build_args = [] if base.source != "stand-in" else [f"--build-arg=PYTHON_IMAGE={base.name}"]
     docker("build", "--target", "production", "-t", tag, *build_args, ".", cwd=service, timeout=1800)
-    values = {
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "POSTGRES_PASSWORD": secrets.token_hex(24),
-        "EMAIL_URL": "consolemail://",
-        "IMAGE": tag,
-        **image_values(images),
-    }
+    values = stack_values(tag, **image_values(images))
     env_file(service, values)
     # What compose adds to .env for the app containers.
     urls = [

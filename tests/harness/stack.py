@@ -81,6 +81,18 @@ def image_size(image: str) -> int:
     return int(docker("image", "inspect", "--format", "{{.Size}}", image).stdout)
 
 
+def stack_values(image: str, **values: str) -> dict[str, str]:
+    """What a production stack's .env must set besides .env.example: fresh
+    secrets, a mail backend that needs no server, and the app image to run."""
+    return {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "POSTGRES_PASSWORD": secrets.token_hex(24),
+        "EMAIL_URL": "consolemail://",
+        "IMAGE": image,
+        **values,
+    }
+
+
 def env_file(service: Path, values: dict[str, str]) -> str:
     """The service's .env: .env.example with the given values set (added if absent)."""
     lines = (service / ".env.example").read_text().splitlines()
