@@ -11,7 +11,7 @@ from pathlib import Path
 from copier import run_copy
 
 from benchmarks.measure import log
-from harness.answers import KIT, PACKAGE, ROOT
+from harness.answers import KIT, ROOT, package_of, python_version_of
 from harness.servers import PostgresServer, RedisServer, free_port
 from harness.service import Service, http_get, service_venv, wait_for
 
@@ -33,7 +33,7 @@ class Stack:
         path = work / "service"
         log("rendering the default service and preparing its virtualenv (cached)")
         run_copy(str(ROOT), path, data=answers, defaults=True, unsafe=True, vcs_ref="HEAD", quiet=True)
-        self.service = Service(path, service_venv(path, "3.13"), PACKAGE, answers)
+        self.service = Service(path, service_venv(path, python_version_of(answers)), package_of(answers), answers)
         log("starting PostgreSQL and Redis")
         self.postgres = PostgresServer()
         self.redis = RedisServer()

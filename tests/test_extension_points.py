@@ -2,13 +2,12 @@
 environment or for one, and its own readiness checks."""
 
 import json
-import shutil
 import time
 
 import pytest
 
 from harness.answers import PACKAGE, answers_for
-from harness.service import Service, service_venv
+from harness.service import prepare_service
 
 pytestmark = pytest.mark.service
 
@@ -54,8 +53,7 @@ def search():
 @pytest.fixture(scope="module")
 def service(render, tmp_path_factory):
     path = tmp_path_factory.mktemp("extended") / "service"
-    shutil.copytree(render("defaults"), path)
-    service = Service(path, service_venv(path, "3.13"), PACKAGE, answers_for("defaults"))
+    service = prepare_service(render("defaults"), path, answers_for("defaults"))
     (path / "src/inventory").mkdir()
     (path / "src/inventory/__init__.py").write_text("")
     (path / "src/inventory/checks.py").write_text(CHECKS)
