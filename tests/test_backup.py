@@ -187,6 +187,110 @@ def test_a_wrong_restore_is_refused_with_one_message_and_touches_nothing(stack, 
     assert "kept" in stack.groups()
 
 
+def archive_now(stack: BackupStack) -> None:
+    """pgbackrest check switches to a new WAL segment and waits until it is archived."""
+    checked = stack.compose("run", "--rm", "--no-deps", "-T", "backup", "pgbackrest", "check", check=False)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+
+
+def test_status_says_when_the_last_backup_ended_and_when_archiving_fails(stack):
+    wait_for_a_backup(stack)
+    service_tools.wait_for(
+        lambda: stack.state("backup").get("Health", {}).get("Status") == "healthy",
+        timeout=180,
+        interval=2,
+        message="a healthy backup service",
+    )
+    status = stack.operator("make", "backup-status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    newest = stack.backups()[-1].split()[0]
+    assert f"last full backup:  {newest}, ended " in status.stdout
+    assert re.search(r"^last archived WAL: [0-9A-F]{24}, \d{4}-", status.stdout, re.M), status.stdout
+    assert "status:            ok" in status.stdout
+
+    # The repository refuses new WAL: the server's next segment cannot be stored.
+    folders = [path for path in (stack.service / "backups" / "archive").rglob("*") if path.is_dir()]
+    modes = {folder: folder.stat().st_mode for folder in folders}
+    try:
+        for folder in folders:
+            folder.chmod(0o500)
+        stack.add_groups("unarchived")
+        stack.sql("select pg_switch_wal()")
+
+        def failing():
+            result = stack.operator("scripts/backup.sh", "status")
+            return result if result.returncode != 0 else None
+
+        result = service_tools.wait_for(failing, timeout=60, interval=1, message="status to report the failure")
+        assert re.search(r"^problem: archiving fails: segment [0-9A-F]{24} could not be stored", result.stdout, re.M)
+        # What the healthcheck runs: quiet, but for the problem.
+        quiet = stack.compose("exec", "-T", "backup", "backup-status", "--quiet", check=False)
+        assert quiet.returncode == 1
+        assert quiet.stdout.startswith("problem: archiving fails")
+    finally:
+        for folder, mode in modes.items():
+            folder.chmod(mode)
+
+    # The server retries; the segment goes once the repository takes it.
+    stack.sql("select pg_switch_wal()")
+    service_tools.wait_for(
+        lambda: stack.operator("scripts/backup.sh", "status").returncode == 0,
+        timeout=90,
+        interval=1,
+        message="archiving to recover",
+    )
+
+
+def verify_containers(stack: BackupStack) -> str:
+    return docker(
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        f"label=com.docker.compose.project={stack.project}",
+        "--filter",
+        "label=com.docker.compose.service=verify",
+    ).stdout.strip()
+
+
+def test_verify_restores_the_newest_backup_aside_and_fails_on_a_damaged_one(stack):
+    wait_for_a_backup(stack)
+    stack.add_groups("verified")
+    archive_now(stack)
+    rows = stack.sql("select count(*) from auth_group")
+    started = {name: stack.started_at(name) for name in ("db", "web", "backup")}
+
+    good = stack.operator("make", "backup-verify")
+    assert good.returncode == 0, good.stdout[-3000:] + good.stderr[-3000:]
+    # The restore reached the last archived transaction: the live row count.
+    assert f"  public.auth_group {rows}\n" in good.stdout
+    assert re.search(r"^verify: \d+ tables, \d+ rows$", good.stdout, re.M)
+    assert "Verified: the newest backup restores" in good.stdout
+
+    # A newest backup with one file damaged in the repository.
+    assert stack.operator("make", "backup").returncode == 0
+    newest = stack.backups()[-1].split()[0]
+    files = (stack.service / "backups" / "backup" / "db" / newest / "pg_data").rglob("*.zst")
+    damaged = max(files, key=lambda path: path.stat().st_size)
+    original = damaged.read_bytes()
+    flipped = bytearray(original)
+    flipped[len(flipped) // 2] ^= 0xFF
+    try:
+        damaged.write_bytes(bytes(flipped))
+        bad = stack.operator("make", "backup-verify")
+    finally:
+        damaged.write_bytes(original)
+    assert bad.returncode != 0
+    output = bad.stdout + bad.stderr
+    assert f"error: backup {newest} is damaged; pgbackrest verify reports: status: error" in output
+    assert "checksum invalid: 1" in output
+    assert "Verified" not in output
+
+    # Both ran beside the stack, which neither stopped, and left nothing behind.
+    assert {name: stack.started_at(name) for name in started} == started
+    assert verify_containers(stack) == ""
+
+
 @pytest.mark.reliability
 def test_a_lost_database_volume_is_restored_to_the_latest_and_to_a_point_in_time(stack):
     wait_for_a_backup(stack)
@@ -196,9 +300,7 @@ def test_a_lost_database_volume_is_restored_to_the_latest_and_to_a_point_in_time
     everything = stack.groups()
     assert {"before-1", "before-2", "after-1"} <= set(everything)
 
-    # pgbackrest check switches to a new WAL segment and waits until it is archived.
-    checked = stack.compose("run", "--rm", "--no-deps", "-T", "backup", "pgbackrest", "check", check=False)
-    assert checked.returncode == 0, checked.stderr[-3000:]
+    archive_now(stack)
 
     # The disaster: the database container and its volume are gone.
     stack.compose("rm", "--stop", "--force", "db", "backup")
@@ -235,8 +337,7 @@ def test_after_down_v_and_up_the_new_empty_database_is_reported_and_replaced_by_
     wait_for_a_backup(stack)
     stack.add_groups("before-down")
     everything = stack.groups()
-    checked = stack.compose("run", "--rm", "--no-deps", "-T", "backup", "pgbackrest", "check", check=False)
-    assert checked.returncode == 0, checked.stderr[-3000:]
+    archive_now(stack)
 
     stack.compose("down", "--volumes", "--timeout=30")
     assert any((stack.service / "backups" / "backup" / "db").iterdir())

@@ -10,7 +10,7 @@ import yaml
 from harness.answers import KIT, PACKAGE, VARIANTS, answers_for, package_of, python_version_of
 from harness.docker import compose_images
 
-LONG_RUNNING = {"db", "redis", "web", "worker", "beat", "proxy"}
+LONG_RUNNING = {"db", "backup", "redis", "web", "worker", "beat", "proxy"}
 
 
 def compose(service, name="docker-compose.prod.yml"):
@@ -27,13 +27,17 @@ def seconds(duration):
 class TestProductionCompose:
     def test_services_follow_the_answers(self, render, variant):
         answers = answers_for(variant)
-        services = set(compose(render(variant))["services"])
+        services = compose(render(variant))["services"]
         expected = {"db", "backup", "redis", "migrate", "web", "worker"}
         if answers.get("use_celery_beat", True):
             expected.add("beat")
         if answers.get("reverse_proxy", "caddy") == "caddy":
             expected.add("proxy")
-        assert services == expected
+        assert {name for name, spec in services.items() if "profiles" not in spec} == expected
+        # Operators' one-off containers, which `up` does not start.
+        assert {name: spec["profiles"] for name, spec in services.items() if "profiles" in spec} == {
+            "verify": ["tools"]
+        }
 
     def test_migrate_is_the_only_migrator(self, render, variant):
         services = compose(render(variant))["services"]
@@ -109,7 +113,11 @@ class TestProductionCompose:
         assert {"backup:", "backup-list:", "restore:"} <= set(makefile.split())
         recipes = [line for line in makefile.splitlines() if line.startswith("\t")]
         commands = [line for line in (service / "scripts/backup.sh").read_text().splitlines() if "#" not in line]
-        assert recipes and not [line for line in recipes + commands if re.search(r"\bdown\b| -v\b|--volumes", line)]
+        stack_wide = r"\bdown\b|docker compose .*( -v\b|--volumes)|docker volume rm"
+        assert recipes and not [line for line in recipes + commands if re.search(stack_wide, line)]
+        # The one volume a command removes: verify's throw-away container's own.
+        removals = [line.strip() for line in commands if re.search(r" -v\b|--volumes", line)]
+        assert removals == ['trap "docker rm --force --volumes ${container} >/dev/null" EXIT']
 
     def test_data_and_media_are_named_volumes(self, render, variant):
         config = compose(render(variant))

@@ -3,6 +3,10 @@
 # of the stack's backup service; the repository is BACKUP_DIR on the host.
 #   scripts/backup.sh now        a full backup now             (make backup)
 #   scripts/backup.sh list       the backups, times and sizes  (make backup-list)
+#   scripts/backup.sh status     the last backup, the last archived WAL, and
+#                                whether anything fails        (make backup-status)
+#   scripts/backup.sh verify     restores the newest backup into a throw-away
+#                                database and checks it        (make backup-verify)
 #   scripts/backup.sh restore [--to "2026-12-01 10:15:00+00"] [--force]
 #                                                              (make restore [TO=...] [FORCE=1])
 # restore checks the repository and the target time first, and stops
@@ -49,6 +53,62 @@ backup_list() {
     info_lines "${BACKUP_LINES}"
     echo "Archived WAL, for restores to a point in time:"
     info_lines '.[0].archive[] | "  timeline \(.id): \(.min) to \(.max)"'
+}
+
+backup_status() {
+    if [ -z "$(docker compose ps --quiet --status=running backup)" ]; then
+        die "the backup service is not running, so nothing is backed up: start the stack (docker compose up -d)"
+    fi
+    echo "Backups of the database, as the backup service sees them:"
+    docker compose exec -T backup backup-status
+}
+
+# Runs manage.py migrate --check in a one-off app container, against the
+# server at host $1 instead of the stack's database: same credentials, same
+# database name (the restored one has the roles and databases of the backup).
+migrate_check_against() {
+    docker compose run --rm --no-deps -T --env VERIFY_HOST="$1" migrate python - <<'PYTHON'
+import os
+import urllib.parse
+
+url = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+credentials = url.netloc.rpartition("@")[0]
+os.environ["DATABASE_URL"] = url._replace(netloc=f"{credentials}@{os.environ['VERIFY_HOST']}:5432").geturl()
+os.execvp("python", ["python", "src/manage.py", "migrate", "--check"])
+PYTHON
+}
+
+verify() {
+    echo "Verifying the newest backup in a throw-away database; the stack keeps running."
+    local container
+    container=$(docker compose run --detach --no-deps verify)
+    # shellcheck disable=SC2064 # the ID now: the variable is gone at exit
+    trap "docker rm --force --volumes ${container} >/dev/null" EXIT
+
+    # Its output, as it comes, until the restored server is ready or the
+    # container has stopped on an error.
+    local output printed=0
+    while true; do
+        output=$(docker logs "${container}" 2>&1)
+        if [ -n "${output}" ]; then
+            tail -n "+$((printed + 1))" <<<"${output}"
+            printed=$(wc -l <<<"${output}")
+        fi
+        if grep -qx 'verify: ready' <<<"${output}"; then
+            break
+        fi
+        if [ -z "$(docker ps --quiet --filter "id=${container}" --filter status=running)" ]; then
+            exit 1
+        fi
+        sleep 1
+    done
+
+    echo "Checking that the restored database has every migration of this release (manage.py migrate --check)..."
+    # The stack's network resolves a container's short ID.
+    if ! migrate_check_against "${container:0:12}"; then
+        die "the restored database lacks migrations of this release, or the app cannot use it (see above)"
+    fi
+    echo "Verified: the newest backup restores, its rows are counted above, its migrations are up to date."
 }
 
 restore() {
@@ -116,6 +176,8 @@ restore() {
 case "${1:-}" in
     now) backup_now ;;
     list) backup_list ;;
+    status) backup_status ;;
+    verify) verify ;;
     restore) shift; restore "$@" ;;
-    *) die "usage: scripts/backup.sh now | list | restore [--to TIME] [--force]" ;;
+    *) die "usage: scripts/backup.sh now | list | status | verify | restore [--to TIME] [--force]" ;;
 esac

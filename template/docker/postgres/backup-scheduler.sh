@@ -3,8 +3,12 @@
 # cluster's stanza, takes a first full backup when there is none, then a
 # full backup every day at BACKUP_DAILY_AT (HH:MM, UTC). Backups older than
 # the last BACKUP_RETENTION_FULL full ones expire after each backup.
-# A failed backup is logged at ERROR and retried at the next scheduled time.
+# A failed backup is logged at ERROR and retried at the next scheduled time;
+# until a backup succeeds, FAILED_MARK makes the service unhealthy
+# (backup-status).
 set -uo pipefail
+
+FAILED_MARK=/tmp/backup-failed
 
 daily_at="${BACKUP_DAILY_AT:-02:00}"
 
@@ -40,9 +44,12 @@ fi
 full_backup() {
     log INFO "full backup started"
     if pgbackrest backup --type=full; then
+        rm -f "${FAILED_MARK}"
         log INFO "full backup done"
     else
-        log ERROR "full backup failed (exit status $?); next attempt at ${daily_at} UTC"
+        local status=$?
+        echo "exit status ${status} at $(date -u '+%Y-%m-%d %H:%M UTC')" >"${FAILED_MARK}"
+        log ERROR "full backup failed (exit status ${status}); next attempt at ${daily_at} UTC"
     fi
 }
 
