@@ -266,7 +266,12 @@ def start_stack(render, tmp_path_factory, variant: str, s3_server: S3Server | No
     seconds, _ = build(service, tag, base)
     figure(f"{variant}: image build (cached layers reused)", f"{seconds:.0f} s")
 
-    values = stack_values(tag, CELERY_HEARTBEAT_INTERVAL=str(HEARTBEAT_INTERVAL), **image_values(images))
+    # The db image too, under a name of its own: an image left by an older
+    # run under the default name would otherwise start with its old scripts.
+    db_tag = f"stacktest-{variant}-db-{secrets.token_hex(3)}:latest"
+    values = stack_values(
+        tag, DB_IMAGE=db_tag, CELERY_HEARTBEAT_INTERVAL=str(HEARTBEAT_INTERVAL), **image_values(images)
+    )
     files = compose_files(service)
     if not caddy:
         # The test is the load balancer: it reaches web through a published
@@ -287,12 +292,13 @@ def start_stack(render, tmp_path_factory, variant: str, s3_server: S3Server | No
     stack = Stack(service, variant, files)
     stack.values = values
     try:
+        stack.compose("build", "db", timeout=1800)
         seconds = stack.up()
         figure(f"{variant}: from `up` to every service healthy", f"{seconds:.0f} s")
         yield stack
     finally:
         stack.down()
-        docker("rmi", tag, check=False)
+        docker("rmi", tag, db_tag, check=False)
 
 
 def wait_for(condition, timeout: float, interval: float = 0.5, message: str = ""):
