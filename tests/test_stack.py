@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import http.client
+import http.server
 import json
 import re
 import secrets
 import shutil
 import socket
 import ssl
+import threading
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -253,8 +256,53 @@ def s3(engine):
         yield server
 
 
-def start_stack(render, tmp_path_factory, variant: str, s3_server: S3Server | None = None):
-    """Build the variant's image, write .env, start the stack; yields the Stack."""
+class SentryCollector:
+    """Where a stack's SENTRY_DSN points: an HTTP server on the host's address
+    on Docker's bridge that keeps the events of the envelopes it is sent."""
+
+    def __init__(self, host: str):
+        bodies = self.bodies = []
+
+        class Envelopes(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((host, 0), Envelopes)
+        self.dsn = f"http://public@{host}:{self.server.server_address[1]}/42"
+
+    def events(self) -> list[dict]:
+        """The events sent uncompressed (the app's SDK compresses its own)."""
+        events = []
+        for body in self.bodies:
+            for line in body.splitlines()[1:]:
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(item, dict) and "level" in item:
+                    events.append(item)
+        return events
+
+
+@pytest.fixture(scope="module")
+def sentry(engine):
+    collector = SentryCollector(docker_env.bridge_gateway())
+    thread = threading.Thread(target=collector.server.serve_forever, daemon=True)
+    thread.start()
+    yield collector
+    collector.server.shutdown()
+    collector.server.server_close()
+
+
+def start_stack(render, tmp_path_factory, variant: str, s3_server: S3Server | None = None, **extra: str):
+    """Build the variant's image, write .env (with the extra values), start the stack; yields the Stack."""
     service = copy_service(render(variant), tmp_path_factory, variant)
     answers = (service / ".copier-answers.yml").read_text()
     caddy = "reverse_proxy: caddy" in answers
@@ -287,6 +335,7 @@ def start_stack(render, tmp_path_factory, variant: str, s3_server: S3Server | No
             "AWS_S3_REGION_NAME": s3_server.region,
             "AWS_S3_ENDPOINT_URL": s3_server.endpoint_url,
         }
+    values |= extra
     env_file(service, values)
 
     stack = Stack(service, variant, files)
@@ -319,7 +368,7 @@ def save_media(stack: Stack, content: bytes) -> str:
 class StackChecks:
     """The checks of a running production stack (fixture `stack`), run once per variant."""
 
-    long_running = ("db", "redis", "web", "worker", "beat", "proxy")
+    long_running = ("db", "backup", "redis", "web", "worker", "beat", "proxy")
 
     def test_every_service_is_healthy_and_only_migrate_migrated_once(self, stack):
         services = stack.by_service()
@@ -545,11 +594,38 @@ class TestDefaultsStack(StackChecks):
 class TestS3NoProxyStack(StackChecks):
     """No proxy (an external load balancer terminates TLS), media on S3 (moto)."""
 
-    long_running = ("db", "redis", "web", "worker")
+    long_running = ("db", "backup", "redis", "web", "worker")
 
     @pytest.fixture(scope="class")
-    def stack(self, render, tmp_path_factory, s3):
-        yield from start_stack(render, tmp_path_factory, "s3-no-proxy-no-beat-sentry", s3)
+    def stack(self, render, tmp_path_factory, s3, sentry):
+        yield from start_stack(render, tmp_path_factory, "s3-no-proxy-no-beat-sentry", s3, SENTRY_DSN=sentry.dsn)
+
+    def test_a_failed_backup_is_logged_sent_to_sentry_and_named_by_the_status(self, stack, sentry, monkeypatch):
+        wait_for(lambda: "next full backup at" in stack.logs("backup"), timeout=300, message="the first full backup")
+        repository = stack.service / "backups" / "backup" / "db"
+        mode = repository.stat().st_mode
+        # The next daily backup in two minutes, into a repository it cannot write.
+        monkeypatch.setenv("BACKUP_DAILY_AT", (datetime.now(UTC) + timedelta(minutes=2)).strftime("%H:%M"))
+        try:
+            repository.chmod(0o500)
+            stack.compose("up", "--detach", "--no-deps", "backup")
+            failed = "ERROR backup: full backup failed"
+            wait_for(lambda: failed in stack.logs("backup"), timeout=240, interval=2, message="the failed backup")
+            (event,) = wait_for(
+                lambda: [event for event in sentry.events() if event.get("logger") == "backup"],
+                timeout=30,
+                message="the failure in Sentry",
+            )
+            assert event["level"] == "error"
+            assert event["message"]["formatted"].startswith("backup: full backup failed (exit status ")
+            assert event["environment"] == "production"
+            status = stack.compose("exec", "-T", "backup", "backup-status", check=False)
+            assert status.returncode == 1
+            assert "problem: the last scheduled backup failed (exit status " in status.stdout
+        finally:
+            repository.chmod(mode)
+            monkeypatch.delenv("BACKUP_DAILY_AT")
+            stack.compose("up", "--detach", "--no-deps", "backup")
 
     def site_get(self, stack, path, headers=None):
         # What the load balancer sends: the public host, and HTTPS said in a header.

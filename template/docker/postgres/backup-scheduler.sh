@@ -16,6 +16,15 @@ log() {
     printf '%s %s backup: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$2"
 }
 
+# An ERROR also goes to Sentry when the image has sentry-event (services
+# made with Sentry) and SENTRY_DSN is set.
+error() {
+    log ERROR "$1"
+    if command -v sentry-event >/dev/null && ! sentry-event "backup: $1"; then
+        log WARNING "the error could not be sent to Sentry"
+    fi
+}
+
 # SIGTERM from `docker compose stop` ends the wait below at once.
 trap 'log INFO "stopping"; exit 0' TERM INT
 
@@ -25,7 +34,7 @@ pause() {
 }
 
 if ! date -u -d "today ${daily_at}" >/dev/null 2>&1; then
-    log ERROR "BACKUP_DAILY_AT=${daily_at} is not a time of day (HH:MM, UTC)"
+    error "BACKUP_DAILY_AT=${daily_at} is not a time of day (HH:MM, UTC)"
     exit 1
 fi
 
@@ -37,7 +46,7 @@ done
 # this cluster. It fails when the repository holds another cluster's
 # backups (a new, empty database after `down -v`): restore first.
 if ! pgbackrest stanza-create; then
-    log ERROR "the backup repository does not match this database; restore it (make restore) or move the repository aside"
+    error "the backup repository does not match this database; restore it (make restore) or move the repository aside"
     exit 1
 fi
 
@@ -49,7 +58,7 @@ full_backup() {
     else
         local status=$?
         echo "exit status ${status} at $(date -u '+%Y-%m-%d %H:%M UTC')" >"${FAILED_MARK}"
-        log ERROR "full backup failed (exit status ${status}); next attempt at ${daily_at} UTC"
+        error "full backup failed (exit status ${status}); next attempt at ${daily_at} UTC"
     fi
 }
 
