@@ -44,6 +44,7 @@ full_backup() {
     else
         log ERROR "full backup failed (exit status $?); next attempt at ${daily_at} UTC"
     fi
+    media-backup copy --if-mounted # the media volume too, when this stack has one (media-backup.sh)
 }
 
 if [ "$(pgbackrest info --output=json | jq '[.[].backup[]] | length')" = 0 ]; then
