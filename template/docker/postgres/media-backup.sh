@@ -102,15 +102,11 @@ copy() {
     fi
     log INFO "media copy done: media/${name}, $(size_of "${copies}/${name}") in $((SECONDS - started)) s"
 
-    local all
-    mapfile -t all < <(names)
-    local excess=$((${#all[@]} - keep))
-    if [ "${excess}" -gt 0 ]; then
-        for name in "${all[@]:0:excess}"; do
-            rm -f "${copies}/${name}"
-            log INFO "media copy media/${name} expired (BACKUP_RETENTION_FULL=${keep})"
-        done
-    fi
+    # Every copy but the last ${keep}, oldest first.
+    while read -r name; do
+        rm -f "${copies}/${name}"
+        log INFO "media copy media/${name} expired (BACKUP_RETENTION_FULL=${keep})"
+    done < <(names | head -n -"${keep}")
 }
 
 list() {
