@@ -97,7 +97,7 @@ class TestProductionCompose:
         }
         # The repository is a host directory, which `down -v` does not delete.
         repository = "${BACKUP_DIR:-./backups}:/var/lib/pgbackrest"
-        assert repository in db["volumes"] and db["volumes"] == backup["volumes"]
+        assert repository in db["volumes"] and backup["volumes"][: len(db["volumes"])] == db["volumes"]
         assert not any(name.startswith("backup") for name in config["volumes"])
         assert backup["command"] == ["backup-scheduler"]
         assert backup["environment"]["PGBACKREST_REPO1_RETENTION_FULL"] == "${BACKUP_RETENTION_FULL:-7}"
@@ -109,7 +109,31 @@ class TestProductionCompose:
         assert {"backup:", "backup-list:", "restore:"} <= set(makefile.split())
         recipes = [line for line in makefile.splitlines() if line.startswith("\t")]
         commands = [line for line in (service / "scripts/backup.sh").read_text().splitlines() if "#" not in line]
-        assert recipes and not [line for line in recipes + commands if re.search(r"\bdown\b| -v\b|--volumes", line)]
+        # (`config --volumes` only lists the volumes' names.)
+        removes = re.compile(r"\bdown\b| -v\b|(?<!config )--volumes")
+        assert recipes and not [line for line in recipes + commands if removes.search(line)]
+
+    def test_media_files_are_copied_only_from_a_volume_and_s3_is_told_to_version_its_bucket(self, render, variant):
+        service = render(variant)
+        config = compose(service)
+        db, backup = config["services"]["db"], config["services"]["backup"]
+        readme = (service / "README.md").read_text()
+        if answers_for(variant).get("media_backend", "local") == "local":
+            # Read-only: the backup service copies the files and never changes them.
+            assert backup["volumes"] == [*db["volumes"], "media:/srv/media:ro"]
+            assert "### Media backups" in readme and "make restore-media FORCE=1" in readme
+            assert "versioning" not in readme
+        else:
+            assert backup["volumes"] == db["volumes"]
+            assert "### Media files in S3" in readme and "restore-media" not in readme
+            assert "Turn on versioning" in readme and "lifecycle rule for old versions" in readme
+            assert "NoncurrentVersionExpiration" in readme
+        # The scheduler always asks; the script copies only a mounted volume.
+        scheduler = (service / "docker/postgres/backup-scheduler.sh").read_text()
+        assert "    media-backup copy --if-mounted" in scheduler
+        dockerfile = (service / "docker/postgres/Dockerfile").read_text()
+        assert "COPY media-backup.sh /usr/local/bin/media-backup" in dockerfile
+        assert {"backup-media:", "restore-media:"} <= set((service / "Makefile").read_text().split())
 
     def test_data_and_media_are_named_volumes(self, render, variant):
         config = compose(render(variant))
