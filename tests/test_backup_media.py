@@ -134,6 +134,24 @@ def test_make_backup_media_copies_uploaded_files_and_keeps_the_last_copies(stack
     assert partial.exists()
 
 
+def test_a_failed_copy_is_logged_at_error_and_leaves_the_repository_as_it_was(stack):
+    wait_for_the_first_copy(stack)
+    (name,) = upload(stack, ("private/unreadable.bin", 1000))
+    before = sorted(path.name for path in (stack.repository / "media").iterdir())
+    # A file the backup container cannot read (a stricter FILE_UPLOAD_PERMISSIONS).
+    stack.exec("web", "chmod", "000", f"/app/media/{name}")
+    try:
+        result = stack.operator("make", "backup-media")
+    finally:
+        stack.exec("web", "chmod", "644", f"/app/media/{name}")
+    assert result.returncode != 0
+    assert re.search(r"^\S+Z ERROR backup: media copy failed \(tar exit status 2", result.stdout, re.M), result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: the media copy failed (see the ERROR above); the repository keeps the copies it had"]
+    # Neither a new copy nor a partial one.
+    assert sorted(path.name for path in (stack.repository / "media").iterdir()) == before
+
+
 def test_a_wrong_media_restore_is_refused_with_one_message_and_touches_nothing(stack, tmp_path):
     wait_for_the_first_copy(stack)
     upload(stack, ("kept/file.bin", 1000))

@@ -139,7 +139,7 @@ no_media_volume() {
 media_now() {
     has_media_volume || no_media_volume ""
     echo "Copying the media files into the backup repository..."
-    in_backup media-backup copy
+    in_backup media-backup copy || die "the media copy failed (see the ERROR above); the repository keeps the copies it had"
     echo "Done. Media copies in the repository (BACKUP_DIR/media), oldest first:"
     in_backup media-backup list
 }
