@@ -225,6 +225,39 @@ def test_env_example_lists_every_variable_read(render, variant):
     assert sorted(read - listed) == []
 
 
+# A docker CLI that records its arguments and answers `compose config` as an
+# s3 stack's would: no media volume.
+S3_DOCKER = """#!/bin/sh
+echo "$*" >>"$DOCKER_CALLS"
+case "$*" in
+    "compose config --volumes") printf 'postgres-data\\npostgres-run\\nredis-data\\n' ;;
+esac
+"""
+
+
+def test_media_commands_of_an_s3_stack_say_where_the_files_are_and_run_nothing(render, tmp_path):
+    service = render("s3-no-proxy-no-beat-sentry")
+    (tmp_path / "docker").write_text(S3_DOCKER)
+    (tmp_path / "docker").chmod(0o755)
+    calls = tmp_path / "calls"
+    environment = {"PATH": f"{tmp_path}:/usr/bin:/bin", "DOCKER_CALLS": str(calls)}
+    refusals = {("media-now",): "", ("restore-media", "--force"): " (nothing was stopped or changed)"}
+    for arguments, ending in refusals.items():
+        calls.write_text("")
+        result = subprocess.run(
+            ["scripts/backup.sh", *arguments],
+            cwd=service,
+            env=environment,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 1 and result.stdout == "", result.stdout + result.stderr
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("error: this stack has no media volume: its media files are in an S3 bucket")
+        assert line.endswith(f'(README.md, "Media files in S3"){ending}')
+        assert calls.read_text().splitlines() == ["compose config --volumes"]
+
+
 def test_variant_specific_files(render):
     defaults = render("defaults")
     s3 = render("s3-no-proxy-no-beat-sentry")

@@ -133,7 +133,7 @@ has_media_volume() {
 }
 
 no_media_volume() {
-    die "this stack has no media volume: its media files are in an S3 bucket (media_backend s3), whose versioning keeps their old versions (README.md, Backups)$1"
+    die "this stack has no media volume: its media files are in an S3 bucket, which it does not copy; the bucket's versioning keeps them (README.md, \"Media files in S3\")$1"
 }
 
 media_now() {
@@ -148,6 +148,8 @@ media_list() {
     if has_media_volume; then
         echo "Media copies in the repository (BACKUP_DIR/media), oldest first:"
         in_backup media-backup list
+    else
+        echo "Media files: in an S3 bucket, which this stack does not copy (README.md, \"Media files in S3\")."
     fi
 }
 
