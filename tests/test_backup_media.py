@@ -162,6 +162,14 @@ def test_a_wrong_media_restore_is_refused_with_one_message_and_touches_nothing(s
     assert "the media volume holds files" in holds_files and "FORCE=1" in holds_files
     unknown = refused(stack.operator("scripts/backup.sh", "restore-media", "--from", "20000101T000000Z", "--force"))
     assert 'no media copy named "20000101T000000Z"' in unknown
+    # A damaged copy is read to its end before anything is stopped.
+    damaged = stack.repository / "media" / "20000101T000000Z.tar.zst"
+    damaged.write_bytes(b"\x28\xb5\x2f\xfd" + bytes(100))
+    try:
+        unreadable = refused(stack.operator("make", "restore-media", "FROM=20000101T000000Z", "FORCE=1"))
+    finally:
+        damaged.unlink()
+    assert "the media copy 20000101T000000Z cannot be read" in unreadable
 
     # A repository without copies (a wrong BACKUP_DIR, a new host).
     empty = tmp_path / "empty-repository"

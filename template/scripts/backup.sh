@@ -198,7 +198,8 @@ restore_media() {
     # postgres): the files get back the app's user id. The volume is mounted
     # writable here, beside the service's read-only mount.
     docker compose run --rm --no-deps -T --entrypoint media-backup \
-        --volume media:/srv/media-restore backup restore "${copy}" /srv/media-restore
+        --volume media:/srv/media-restore backup restore "${copy}" /srv/media-restore \
+        || die "restoring ${copy} failed (see above); ${stop[*]} are stopped: run make restore-media FORCE=1 again, or start them (docker compose -f docker-compose.prod.yml up -d)"
 
     echo "Starting the stack..."
     docker compose up --detach --wait
