@@ -101,7 +101,7 @@ class TestProductionCompose:
         }
         # The repository is a host directory, which `down -v` does not delete.
         repository = "${BACKUP_DIR:-./backups}:/var/lib/pgbackrest"
-        assert repository in db["volumes"] and db["volumes"] == backup["volumes"]
+        assert repository in db["volumes"] and backup["volumes"][: len(db["volumes"])] == db["volumes"]
         assert not any(name.startswith("backup") for name in config["volumes"])
         assert backup["command"] == ["backup-scheduler"]
         assert backup["environment"]["PGBACKREST_REPO1_RETENTION_FULL"] == "${BACKUP_RETENTION_FULL:-7}"
@@ -113,11 +113,34 @@ class TestProductionCompose:
         assert {"backup:", "backup-list:", "restore:"} <= set(makefile.split())
         recipes = [line for line in makefile.splitlines() if line.startswith("\t")]
         commands = [line for line in (service / "scripts/backup.sh").read_text().splitlines() if "#" not in line]
-        stack_wide = r"\bdown\b|docker compose .*( -v\b|--volumes)|docker volume rm"
+        # (`config --volumes` only lists the volumes' names.)
+        stack_wide = r"\bdown\b|docker compose .*( -v\b|(?<!config )--volumes)|docker volume rm"
         assert recipes and not [line for line in recipes + commands if re.search(stack_wide, line)]
         # The one volume a command removes: verify's throw-away container's own.
-        removals = [line.strip() for line in commands if re.search(r" -v\b|--volumes", line)]
+        removals = [line.strip() for line in commands if re.search(r" -v\b|(?<!config )--volumes", line)]
         assert removals == ['trap "docker rm --force --volumes ${container} >/dev/null" EXIT']
+
+    def test_media_files_are_copied_only_from_a_volume_and_s3_is_told_to_version_its_bucket(self, render, variant):
+        service = render(variant)
+        config = compose(service)
+        db, backup = config["services"]["db"], config["services"]["backup"]
+        readme = (service / "README.md").read_text()
+        if answers_for(variant).get("media_backend", "local") == "local":
+            # Read-only: the backup service copies the files and never changes them.
+            assert backup["volumes"] == [*db["volumes"], "media:/srv/media:ro"]
+            assert "### Media backups" in readme and "make restore-media FORCE=1" in readme
+            assert "versioning" not in readme
+        else:
+            assert backup["volumes"] == db["volumes"]
+            assert "### Media files in S3" in readme and "restore-media" not in readme
+            assert "Turn on versioning" in readme and "lifecycle rule for old versions" in readme
+            assert "NoncurrentVersionExpiration" in readme
+        # The scheduler always asks; the script copies only a mounted volume.
+        scheduler = (service / "docker/postgres/backup-scheduler.sh").read_text()
+        assert "    media-backup copy --if-mounted" in scheduler
+        dockerfile = (service / "docker/postgres/Dockerfile").read_text()
+        assert "COPY media-backup.sh /usr/local/bin/media-backup" in dockerfile
+        assert {"backup-media:", "restore-media:"} <= set((service / "Makefile").read_text().split())
 
     def test_data_and_media_are_named_volumes(self, render, variant):
         config = compose(render(variant))
@@ -207,6 +230,39 @@ def test_env_example_lists_every_variable_read(render, variant):
     } <= read
     assert ("CADDY_IMAGE" in read) is (answers_for(variant).get("reverse_proxy", "caddy") == "caddy")
     assert sorted(read - listed) == []
+
+
+# A docker CLI that records its arguments and answers `compose config` as an
+# s3 stack's would: no media volume.
+S3_DOCKER = """#!/bin/sh
+echo "$*" >>"$DOCKER_CALLS"
+case "$*" in
+    "compose config --volumes") printf 'postgres-data\\npostgres-run\\nredis-data\\n' ;;
+esac
+"""
+
+
+def test_media_commands_of_an_s3_stack_say_where_the_files_are_and_run_nothing(render, tmp_path):
+    service = render("s3-no-proxy-no-beat-sentry")
+    (tmp_path / "docker").write_text(S3_DOCKER)
+    (tmp_path / "docker").chmod(0o755)
+    calls = tmp_path / "calls"
+    environment = {"PATH": f"{tmp_path}:/usr/bin:/bin", "DOCKER_CALLS": str(calls)}
+    refusals = {("media-now",): "", ("restore-media", "--force"): " (nothing was stopped or changed)"}
+    for arguments, ending in refusals.items():
+        calls.write_text("")
+        result = subprocess.run(
+            ["scripts/backup.sh", *arguments],
+            cwd=service,
+            env=environment,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 1 and result.stdout == "", result.stdout + result.stderr
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("error: this stack has no media volume: its media files are in an S3 bucket")
+        assert line.endswith(f'(README.md, "Media files in S3"){ending}')
+        assert calls.read_text().splitlines() == ["compose config --volumes"]
 
 
 def test_variant_specific_files(render):

@@ -99,6 +99,7 @@ def test_shell_scripts_parse_and_are_executable(render, variant):
         "backup-scheduler.sh",
         "entrypoint.sh",
         "restore-check.sh",
+        "media-backup.sh",
     }
     for script in scripts:
         assert script.stat().st_mode & 0o111, f"{script.name} is not executable"

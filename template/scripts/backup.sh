@@ -9,6 +9,10 @@
 #                                database and checks it        (make backup-verify)
 #   scripts/backup.sh restore [--to "2026-12-01 10:15:00+00"] [--force]
 #                                                              (make restore [TO=...] [FORCE=1])
+# And of the media volume (media_backend local), copied into BACKUP_DIR/media:
+#   scripts/backup.sh media-now  a copy of the media files now (make backup-media)
+#   scripts/backup.sh restore-media [--from NAME] [--force]
+#                                                              (make restore-media [FROM=...] [FORCE=1])
 # restore checks the repository and the target time first, and stops
 # nothing when they are wrong. Then it stops the app services, backup and
 # db, restores the database volume (to the last archived transaction, or to
@@ -53,6 +57,7 @@ backup_list() {
     info_lines "${BACKUP_LINES}"
     echo "Archived WAL, for restores to a point in time:"
     info_lines '.[0].archive[] | "  timeline \(.id): \(.min) to \(.max)"'
+    media_list
 }
 
 backup_status() {
@@ -173,11 +178,101 @@ restore() {
     echo "Restored the database to ${target:-the last archived transaction}; the stack is up."
 }
 
+# --- The media files (media_backend local) ------------------------------------
+# Copies of the media volume, made by docker/postgres/media-backup.sh in the
+# backup service's container, where the volume is mounted read-only.
+
+# Services that write media files, stopped during a media restore; backup
+# too, so that no scheduled copy reads a half-restored volume.
+MEDIA_WRITERS=(web worker beat backup)
+
+has_media_volume() {
+    local volumes
+    volumes=$(docker compose config --volumes)
+    grep -qx media <<<"${volumes}"
+}
+
+no_media_volume() {
+    die "this stack has no media volume: its media files are in an S3 bucket, which it does not copy; the bucket's versioning keeps them (README.md, \"Media files in S3\")$1"
+}
+
+media_now() {
+    has_media_volume || no_media_volume ""
+    echo "Copying the media files into the backup repository..."
+    in_backup media-backup copy || die "the media copy failed (see the ERROR above); the repository keeps the copies it had"
+    echo "Done. Media copies in the repository (BACKUP_DIR/media), oldest first:"
+    in_backup media-backup list
+}
+
+media_list() {
+    if has_media_volume; then
+        echo "Media copies in the repository (BACKUP_DIR/media), oldest first:"
+        in_backup media-backup list
+    else
+        echo "Media files: in an S3 bucket, which this stack does not copy (README.md, \"Media files in S3\")."
+    fi
+}
+
+restore_media() {
+    local from="${FROM:-}" force="${FORCE:-}"
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --from) from="${2:?--from needs a copy name}"; shift 2 ;;
+            --from=*) from="${1#--from=}"; shift ;;
+            --force) force=1; shift ;;
+            *) die "unknown argument $1 (usage: scripts/backup.sh restore-media [--from NAME] [--force])" ;;
+        esac
+    done
+    case "${force}" in 1 | yes | true) force=1 ;; *) force="" ;; esac
+    has_media_volume || no_media_volume " (nothing was stopped or changed)"
+
+    echo "Checking the media copy ${from:-(the latest)}..."
+    local report
+    media_errors=$(mktemp)
+    trap 'rm -f "${media_errors}"' EXIT
+    if ! report=$(in_backup media-backup check ${from:+"${from}"} 2>"${media_errors}"); then
+        die "$(tail -n 1 "${media_errors}") (nothing was stopped or changed)"
+    fi
+    local copy files replaced=""
+    copy=$(sed -n 's/^copy=//p' <<<"${report}")
+    files=$(sed -n 's/^files=//p' <<<"${report}")
+    if grep -qx media=present <<<"${report}"; then
+        if [ -z "${force}" ]; then
+            die "the media volume holds files, which the restore would replace: run again with --force (make restore-media FORCE=1) (nothing was stopped or changed)"
+        fi
+        replaced=", replacing the files that were there"
+    fi
+
+    local services stop=()
+    services=$(docker compose config --services)
+    for service in "${MEDIA_WRITERS[@]}"; do
+        if grep -qx "${service}" <<<"${services}"; then
+            stop+=("${service}")
+        fi
+    done
+    echo "Stopping ${stop[*]}..."
+    docker compose stop "${stop[@]}"
+
+    echo "Restoring the media volume from ${copy}..."
+    # As root (not through the image's entrypoint, which runs commands as
+    # postgres): the files get back the app's user id. The volume is mounted
+    # writable here, beside the service's read-only mount.
+    docker compose run --rm --no-deps -T --entrypoint media-backup \
+        --volume media:/srv/media-restore backup restore "${copy}" /srv/media-restore \
+        || die "restoring ${copy} failed (see above); ${stop[*]} are stopped: run make restore-media FORCE=1 again, or start them (docker compose -f docker-compose.prod.yml up -d)"
+
+    echo "Starting the stack..."
+    docker compose up --detach --wait
+    echo "Restored ${files} media files from the copy ${copy}${replaced}; the stack is up."
+}
+
 case "${1:-}" in
     now) backup_now ;;
     list) backup_list ;;
     status) backup_status ;;
     verify) verify ;;
     restore) shift; restore "$@" ;;
-    *) die "usage: scripts/backup.sh now | list | status | verify | restore [--to TIME] [--force]" ;;
+    media-now) media_now ;;
+    restore-media) shift; restore_media "$@" ;;
+    *) die "usage: scripts/backup.sh now | list | status | verify | restore [--to TIME] [--force] | media-now | restore-media [--from NAME] [--force]" ;;
 esac

@@ -60,6 +60,7 @@ full_backup() {
         echo "exit status ${status} at $(date -u '+%Y-%m-%d %H:%M UTC')" >"${FAILED_MARK}"
         error "full backup failed (exit status ${status}); next attempt at ${daily_at} UTC"
     fi
+    media-backup copy --if-mounted # the media volume too, when this stack has one (media-backup.sh)
 }
 
 if [ "$(pgbackrest info --output=json | jq '[.[].backup[]] | length')" = 0 ]; then
