@@ -10,21 +10,16 @@ to see the figures (restore times).
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
-import shutil
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from harness import docker as docker_env
 from harness import service as service_tools
-from harness.docker import docker, image_values
-from harness.policy import require
-from harness.stack import ComposeProject, build, compose_files, env_file, stack_values
+from harness.docker import docker
+from harness.stack import OperatorStack, operated_stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 
@@ -37,28 +32,7 @@ def figure(label: str, value: str) -> None:
     print(f"\n[figure] {label}: {value}")
 
 
-class BackupStack(ComposeProject):
-    def environment(self, **extra: str) -> dict[str, str]:
-        """What the operator's shell needs to address this stack with docker compose."""
-        return {
-            **os.environ,
-            "COMPOSE_FILE": ":".join(self.files),
-            "COMPOSE_PROJECT_NAME": self.project,
-            **extra,
-        }
-
-    def operator(self, *command: str, timeout: float = 900, **extra: str) -> subprocess.CompletedProcess[str]:
-        """A command run in the service's directory, as an operator runs it."""
-        return subprocess.run(
-            command,
-            cwd=self.service,
-            env=self.environment(**extra),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
+class BackupStack(OperatorStack):
     def django(self, code: str) -> str:
         return self.exec("web", "python", "src/manage.py", "shell", "--no-imports", "-c", GROUPS + code).strip()
 
@@ -68,13 +42,6 @@ class BackupStack(ComposeProject):
     def add_groups(self, *names: str) -> None:
         self.django(f"Group.objects.bulk_create([Group(name=n) for n in {list(names)!r}])")
 
-    def sql(self, query: str) -> str:
-        command = 'psql -qtAX --username="$POSTGRES_USER" --dbname="$POSTGRES_DB" --command="$0"'
-        return self.exec("db", "sh", "-c", command, query).strip()
-
-    def started_at(self, service: str) -> str:
-        return self.state(service)["StartedAt"]
-
     def backups(self) -> list[str]:
         listing = self.operator("scripts/backup.sh", "list")
         assert listing.returncode == 0, listing.stderr[-3000:]
@@ -83,34 +50,11 @@ class BackupStack(ComposeProject):
 
 @pytest.fixture(scope="module")
 def stack(render, tmp_path_factory):
-    problem = docker_env.engine_problem()
-    require(problem is None, problem)
-    service = tmp_path_factory.mktemp("backup") / "service"
-    shutil.copytree(render("defaults"), service, symlinks=True)
-    try:
-        images = docker_env.stack_images(service / "docker-compose.prod.yml")
-    except docker_env.ImageError as error:
-        require(False, str(error))
-    tag, db_tag = "stacktest-backup:latest", f"stacktest-backup-db-{secrets.token_hex(3)}:latest"
-    build(service, tag, images["PYTHON_IMAGE"].name)
-    env_file(
-        service,
-        stack_values(
-            tag,
-            DB_IMAGE=db_tag,
-            # Seconds, instead of a minute: the bound is measured below.
-            BACKUP_MAX_DATA_LOSS_SECONDS=str(MAX_DATA_LOSS),
-            **image_values(images),
-        ),
-    )
-    project = BackupStack(service, "backup", compose_files(service))
-    try:
-        project.compose("build", "db", timeout=1800)
-        project.up()
+    directory = tmp_path_factory.mktemp("backup")
+    # Seconds, instead of a minute: the bound is measured below.
+    values = {"BACKUP_MAX_DATA_LOSS_SECONDS": str(MAX_DATA_LOSS)}
+    with operated_stack(render("defaults"), directory, "backup", BackupStack, **values) as project:
         yield project
-    finally:
-        project.down()
-        docker("rmi", tag, db_tag, check=False)
 
 
 def wait_for_a_backup(stack: BackupStack) -> list[str]:
