@@ -38,23 +38,22 @@
 # and COMPOSE_PROJECT_NAME select another, as they do for docker compose.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-export COMPOSE_FILE="${COMPOSE_FILE:-docker-compose.prod.yml}"
-
 # Services that write to the database or the media files, stopped during the import.
 WRITERS=(web worker beat)
 # Tables that `migrate` fills on an empty database: rows there alone do not
 # make the target a database worth keeping.
-MIGRATE_FILLS="public.django_migrations public.auth_permission public.django_content_type"
+MIGRATE_FILLS="public.django_migrations public.auth_permission public.django_content_type public.django_site"
 # The media volume, as the app services mount it.
 MEDIA_PATH=/app/media
 # One line per table: its qualified name and its exact row count.
-COUNT_ROWS="select format('select %L, count(*) from %I.%I', quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname, c.relname)
+COUNT_ROWS="
+select format('select %L, count(*) from %I.%I',
+              quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname, c.relname)
 from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 where c.relkind = 'r' and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
 order by 1
 \\gexec"
-# One line per file of the directory in \$1: its sha256 and its path.
+# One line per file of the directory "$1": its sha256 and its path.
 CHECKSUMS='cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum'
 
 database="" network=host dump="" media_dir="" media_volume="" force=""
@@ -88,6 +87,12 @@ if [ -z "${database}${dump}${media_dir}${media_volume}" ] \
     || { [ -n "${media_dir}" ] && [ -n "${media_volume}" ]; }; then
     usage
 fi
+# Paths are the caller's, whatever the directory this script runs in.
+dump=${dump:+$(realpath -m "${dump}")}
+media_dir=${media_dir:+$(realpath -m "${media_dir}")}
+
+cd "$(dirname "$0")/.."
+export COMPOSE_FILE="${COMPOSE_FILE:-docker-compose.prod.yml}"
 
 step() {
     echo
@@ -110,12 +115,11 @@ mib() {
 
 # --- This stack ---------------------------------------------------------------
 
-db_container=$(docker compose ps --quiet db 2>/dev/null || true)
-if [ -z "${db_container}" ] || ! docker compose exec -T db pg_isready --quiet 2>/dev/null; then
+if [ -z "$(docker compose ps --quiet db 2>/dev/null)" ] || ! docker compose exec -T db pg_isready --quiet 2>/dev/null; then
     refuse "the stack's db is not running: start the stack first (docker compose -f ${COMPOSE_FILE} up --detach --wait)"
 fi
 # The db image: this stack's PostgreSQL client, for the one-off containers.
-db_image=$(docker inspect --format '{{.Image}}' "${db_container}")
+db_image=$(docker compose images --quiet db | head -n 1)
 target_user=$(docker compose exec -T db printenv POSTGRES_USER)
 target_db=$(docker compose exec -T db printenv POSTGRES_DB)
 services=$(docker compose config --services)
@@ -169,7 +173,6 @@ elif [ -n "${dump}" ]; then
     if [ ! -f "${dump}" ] || [ ! -r "${dump}" ]; then
         refuse "the dump file ${dump} does not exist or cannot be read"
     fi
-    dump=$(realpath "${dump}")
     if ! with_dump pg_restore --list /import/source.dump >/dev/null 2>"${work}/errors"; then
         refuse "${dump} is not a dump that pg_restore can read (make it with pg_dump --format=custom): $(first_error "${work}/errors")"
     fi
@@ -195,7 +198,7 @@ if [ -n "${media_dir}${media_volume}" ]; then
         if [ ! -d "${media_dir}" ]; then
             refuse "the media directory ${media_dir} does not exist"
         fi
-        media_source=$(realpath "${media_dir}")
+        media_source=${media_dir}
     else
         if ! docker volume inspect "${media_volume}" >/dev/null 2>&1; then
             refuse "there is no Docker volume ${media_volume} (docker volume ls lists them)"
@@ -315,4 +318,8 @@ if ! docker compose exec -T web python src/manage.py migrate --check; then
 fi
 echo "Every migration is applied."
 echo
-echo "Imported: nothing was lost. Take a full backup of the imported data now: make backup"
+if [ -n "${dump}" ]; then
+    echo "Imported: nothing was lost. Take a full backup of the imported database now: make backup"
+else
+    echo "Imported: nothing was lost."
+fi
