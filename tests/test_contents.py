@@ -1,6 +1,7 @@
 """What the rendered files say: the production wiring is right by construction."""
 
 import re
+import shlex
 import shutil
 import subprocess
 
@@ -9,6 +10,7 @@ import yaml
 
 from harness.answers import KIT, PACKAGE, VARIANTS, answers_for, package_of, python_version_of
 from harness.docker import compose_images
+from harness.policy import require
 
 LONG_RUNNING = {"db", "backup", "redis", "web", "worker", "beat", "proxy"}
 
@@ -348,3 +350,25 @@ def test_no_secret_is_rendered_and_env_stays_out_of_git(render, variant, tmp_pat
     subprocess.run(["git", "init", "--quiet"], cwd=service, check=True)
     ignored = subprocess.run(["git", "check-ignore", ".env"], cwd=service, capture_output=True, text=True)
     assert ignored.stdout.strip() == ".env"
+
+
+@pytest.mark.parametrize(
+    ("variables", "arguments"),
+    [
+        (
+            ["DATABASE=postgres://old:secret@db:5432/old", "NETWORK=old_default", "MEDIA=/srv/old/media"],
+            ["--database", "postgres://old:secret@db:5432/old", "--source-network", "old_default"]
+            + ["--media", "/srv/old/media"],
+        ),
+        (
+            ["DUMP=old.dump", "MEDIA_VOLUME=old_media", "FORCE=1"],
+            ["--dump", "old.dump", "--media-volume", "old_media", "--force"],
+        ),
+        (["DUMP=old.dump", "FORCE=0"], ["--dump", "old.dump"]),
+    ],
+)
+def test_make_import_data_passes_its_variables_to_the_script(render, variables, arguments):
+    require(shutil.which("make"), "make is not installed")
+    command = ["make", "--dry-run", "import-data", *variables]
+    result = subprocess.run(command, cwd=render("defaults"), capture_output=True, text=True, check=True)
+    assert shlex.split(result.stdout.replace("\\\n", " ")) == ["scripts/import-data.sh", *arguments]

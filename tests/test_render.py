@@ -96,6 +96,7 @@ def test_shell_scripts_parse_and_are_executable(render, variant):
         "http_probe.sh",
         "check_alive.sh",
         "backup.sh",
+        "import-data.sh",
         "backup-scheduler.sh",
         "entrypoint.sh",
         "restore-check.sh",

@@ -7,47 +7,20 @@ COMPOSE_PROJECT_NAME), with its backup repository in the service's
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import secrets
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness import docker as docker_env
 from harness import service as service_tools
-from harness.docker import docker, image_values
-from harness.policy import require
-from harness.stack import ComposeProject, build, compose_files, env_file, stack_values
+from harness.stack import OperatorStack, operated_stack
 
 GROUPS = "from django.contrib.auth.models import Group; "
 # One database backup in `scripts/backup.sh list`.
 BACKUP_LINE = re.compile(r"^\d{8}-\d{6}F  full  finished \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  database \d+ MiB", re.M)
 
 
-class BackupStack(ComposeProject):
-    def environment(self, **extra: str) -> dict[str, str]:
-        """What the operator's shell needs to address this stack with docker compose."""
-        return {
-            **os.environ,
-            "COMPOSE_FILE": ":".join(self.files),
-            "COMPOSE_PROJECT_NAME": self.project,
-            **extra,
-        }
-
-    def operator(self, *command: str, timeout: float = 900, **extra: str) -> subprocess.CompletedProcess[str]:
-        """A command run in the service's directory, as an operator runs it."""
-        return subprocess.run(
-            command,
-            cwd=self.service,
-            env=self.environment(**extra),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
+class BackupStack(OperatorStack):
     @property
     def repository(self) -> Path:
         """The backup repository (BACKUP_DIR) on the host."""
@@ -66,13 +39,6 @@ class BackupStack(ComposeProject):
     def add_groups(self, *names: str) -> None:
         self.django(f"Group.objects.bulk_create([Group(name=n) for n in {list(names)!r}])")
 
-    def sql(self, query: str) -> str:
-        command = 'psql -qtAX --username="$POSTGRES_USER" --dbname="$POSTGRES_DB" --command="$0"'
-        return self.exec("db", "sh", "-c", command, query).strip()
-
-    def started_at(self, service: str) -> str:
-        return self.state(service)["StartedAt"]
-
     def backups(self) -> list[str]:
         listing = self.operator("scripts/backup.sh", "list")
         assert listing.returncode == 0, listing.stderr[-3000:]
@@ -84,26 +50,8 @@ def backup_stack(render, tmp_path_factory, name: str, **values: str) -> Iterator
     """The defaults service's production stack, up and healthy, with these
     .env values besides the ones every stack needs; taken down, with its
     volumes and images, afterwards."""
-    problem = docker_env.engine_problem()
-    require(problem is None, problem)
-    service = tmp_path_factory.mktemp(name) / "service"
-    shutil.copytree(render("defaults"), service, symlinks=True)
-    try:
-        images = docker_env.stack_images(service / "docker-compose.prod.yml")
-    except docker_env.ImageError as error:
-        require(False, str(error))
-    suffix = secrets.token_hex(3)
-    tag, db_tag = f"stacktest-{name}-{suffix}:latest", f"stacktest-{name}-db-{suffix}:latest"
-    build(service, tag, images["PYTHON_IMAGE"].name)
-    env_file(service, stack_values(tag, DB_IMAGE=db_tag, **values, **image_values(images)))
-    project = BackupStack(service, name, compose_files(service))
-    try:
-        project.compose("build", "db", timeout=1800)
-        project.up()
-        yield project
-    finally:
-        project.down()
-        docker("rmi", tag, db_tag, check=False)
+    with operated_stack(render("defaults"), tmp_path_factory.mktemp(name), name, BackupStack, **values) as stack:
+        yield stack
 
 
 def wait_for_a_backup(stack: BackupStack) -> list[str]:

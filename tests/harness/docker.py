@@ -15,7 +15,9 @@ tests/offline/ and tagged under a namespace of their own
 a developer's engine keeps its real ``postgres:17``. The Python base image
 is a Debian 13 root filesystem (``make-base-image.sh``: debootstrap, root
 only); postgres, redis and caddy are built on it from Debian's packages
-(``standins/<name>/Dockerfile``).
+(``standins/<name>/Dockerfile``). ``server_image("postgres:15")`` gives a
+server of an older PostgreSQL, as a service being adopted may run: its
+stand-in is built on Debian 12, whose PostgreSQL that is.
 
 Images are kept between runs; a stand-in is rebuilt only when it is missing
 (``docker rmi`` it after changing its Dockerfile). A file lock serialises
@@ -45,13 +47,15 @@ MIN_COMPOSE = (2, 24, 4)
 DEBIAN_SUITE = "trixie"
 DEBIAN_PYTHON = "3.13"
 DEBIAN_POSTGRES = "17"
+# The Debian releases stand-ins are built on: release -> (its Python, its PostgreSQL).
+DEBIAN_RELEASES = {DEBIAN_SUITE: (DEBIAN_PYTHON, DEBIAN_POSTGRES), "bookworm": ("3.11", "15")}
 # Where stand-ins are tagged: a registry host that does not exist, so that
 # nothing is ever pulled or pushed under these names.
 STAND_IN_NAMESPACE = "localhost/template-standin"
 # Stand-ins also carry this label: an image under an official name that has
 # it was made by an earlier version of these tests, and is not the real one.
 STAND_IN_LABEL = "org.opencontainers.image.description=stand-in built by the template's tests"
-STAND_IN_BASE = STAND_IN_NAMESPACE + "/python:{version}-slim-trixie"
+STAND_IN_BASE = STAND_IN_NAMESPACE + "/python:{version}-slim-{release}"
 # ${NAME:-default}, as the rendered compose files name their images.
 IMAGE_VARIABLE = re.compile(r"^\$\{([A-Z][A-Z0-9_]*_IMAGE):-([^}]+)\}$")
 
@@ -182,22 +186,24 @@ def _official(name: str) -> Image | None:
     return None
 
 
-def _python_base(version: str) -> Image:
-    official = f"python:{version}-slim-{DEBIAN_SUITE}"
+def _python_base(version: str, release: str = DEBIAN_SUITE) -> Image:
+    official = f"python:{version}-slim-{release}"
     if found := _official(official):
         return found
-    stand_in = STAND_IN_BASE.format(version=version)
+    stand_in = STAND_IN_BASE.format(version=version, release=release)
     if image_exists(stand_in):
         return Image(stand_in, "stand-in")
-    if version != DEBIAN_PYTHON:
-        raise ImageError(
-            f"{official} cannot be pulled, and Debian {DEBIAN_SUITE} has Python {DEBIAN_PYTHON}, not {version}"
-        )
+    debian_python = DEBIAN_RELEASES[release][0]
+    if version != debian_python:
+        raise ImageError(f"{official} cannot be pulled, and Debian {release} has Python {debian_python}, not {version}")
     if os.geteuid() != 0 or not shutil.which("debootstrap"):
         raise ImageError(f"{official} cannot be pulled, and making a stand-in needs root and debootstrap")
     started = time.monotonic()
     result = subprocess.run(
-        [OFFLINE / "make-base-image.sh", stand_in, debian_mirror()], capture_output=True, text=True, check=False
+        [OFFLINE / "make-base-image.sh", stand_in, debian_mirror(), release],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise ImageError(f"making the stand-in base image {stand_in} failed:\n{result.stderr[-3000:]}")
@@ -211,32 +217,42 @@ def python_base_image(version: str) -> str:
         return _python_base(version).name
 
 
-def _stand_in_build(name: str) -> tuple[str, dict[str, str]]:
-    """The stand-in's build directory and build arguments for an official image name."""
+def _stand_in_build(name: str) -> tuple[str, dict[str, str], str]:
+    """The stand-in's build directory, build arguments and Debian release for an official image name."""
     repository, _, tag = name.removeprefix("library/").partition(":")
     if repository == "postgres":
         major = tag.split(".")[0].split("-")[0]
-        if major != DEBIAN_POSTGRES:
-            raise ImageError(
-                f"{name} cannot be pulled, and Debian {DEBIAN_SUITE} has PostgreSQL {DEBIAN_POSTGRES}, not {major}"
-            )
+        releases = [release for release, (_, postgres) in DEBIAN_RELEASES.items() if postgres == major]
+        if not releases:
+            available = ", ".join(f"{postgres} ({release})" for release, (_, postgres) in DEBIAN_RELEASES.items())
+            raise ImageError(f"{name} cannot be pulled, and Debian has PostgreSQL {available}, not {major}")
         pgdata = "/var/lib/postgresql/data" if int(major) < 18 else f"/var/lib/postgresql/{major}/docker"
-        return "postgres", {"PG_MAJOR": major, "PGDATA": pgdata}
+        return "postgres", {"PG_MAJOR": major, "PGDATA": pgdata}, releases[0]
     if repository in ("redis", "caddy"):
-        return repository, {}
+        return repository, {}, DEBIAN_SUITE
     raise ImageError(f"{name} cannot be pulled, and there is no stand-in for it")
 
 
-def _server_image(name: str, base: str) -> Image:
+def _server_image(name: str, base: str | None = None) -> Image:
+    """The official image, or its stand-in built on base (the stack's Python
+    base image) when its Debian release is trixie, else on that release's."""
     if found := _official(name):
         return found
     stand_in = stand_in_name(name)
     if not image_exists(stand_in):
-        directory, args = _stand_in_build(name)
+        directory, args, release = _stand_in_build(name)
+        if base is None or release != DEBIAN_SUITE:
+            base = _python_base(DEBIAN_RELEASES[release][0], release).name
         build_args = [f"--build-arg={key}={value}" for key, value in {"BASE_IMAGE": base, **args}.items()]
         standins = OFFLINE / "standins"
         docker("build", "--quiet", f"--label={STAND_IN_LABEL}", *build_args, "-t", stand_in, str(standins / directory))
     return Image(stand_in, "stand-in")
+
+
+def server_image(name: str) -> Image:
+    """A server image outside any stack (``postgres:15``): official, or its stand-in."""
+    with machine_lock():
+        return _server_image(name)
 
 
 def compose_images(compose_file: Path) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Building the rendered service's production image and running its
-production compose file as a project of its own: used by test_stack.py and
-by the benchmarks.
+production compose file as a project of its own: used by test_stack.py,
+test_backup.py, test_import_data.py and by the benchmarks.
 
 The compose file is the rendered one; which images it runs is said in .env
 (harness.docker.stack_images). The only additions, for Caddy stacks, are an
@@ -11,14 +11,20 @@ loopback ports instead of the host's 80 and 443.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import secrets
+import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from harness.docker import docker
+from harness import docker as docker_env
+from harness.docker import docker, image_values
+from harness.policy import require
 
 # Certificates from Caddy's own CA; the rendered Caddyfile is imported, as it
 # is, after these global options.
@@ -174,3 +180,66 @@ class ComposeProject:
             number, unit = re.match(r"([\d.]+)\s*([KMG]iB|B)", line).groups()
             total += float(number) * units[unit]
         return int(total)
+
+
+class OperatorStack(ComposeProject):
+    """A stack driven as its operator drives it: the service's scripts and
+    make targets run in its directory, addressing this project."""
+
+    def environment(self, **extra: str) -> dict[str, str]:
+        """What the operator's shell needs to address this stack with docker compose."""
+        return {
+            **os.environ,
+            "COMPOSE_FILE": ":".join(self.files),
+            "COMPOSE_PROJECT_NAME": self.project,
+            **extra,
+        }
+
+    def operator(self, *command: str, timeout: float = 900, **extra: str) -> subprocess.CompletedProcess[str]:
+        """A command run in the service's directory, as an operator runs it."""
+        return subprocess.run(
+            command,
+            cwd=self.service,
+            env=self.environment(**extra),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def sql(self, query: str) -> str:
+        """A query run by psql in db, as the stack's own database user."""
+        command = 'psql -qtAX --username="$POSTGRES_USER" --dbname="$POSTGRES_DB" --command="$0"'
+        return self.exec("db", "sh", "-c", command, query).strip()
+
+    def started_at(self, service: str) -> str:
+        return self.state(service)["StartedAt"]
+
+
+@contextlib.contextmanager
+def operated_stack(
+    rendered: Path, directory: Path, name: str, stack_class: type[OperatorStack] = OperatorStack, **values: str
+) -> Iterator[OperatorStack]:
+    """A copy of a rendered service in directory/service with its images
+    built and its production stack up (values go into its .env); taken down,
+    volumes and images included, at the end."""
+    problem = docker_env.engine_problem()
+    require(problem is None, problem)
+    service = directory / "service"
+    shutil.copytree(rendered, service, symlinks=True)
+    try:
+        images = docker_env.stack_images(service / "docker-compose.prod.yml")
+    except docker_env.ImageError as error:
+        require(False, str(error))
+    suffix = secrets.token_hex(3)
+    tag, db_tag = f"stacktest-{name}-{suffix}:latest", f"stacktest-{name}-db-{suffix}:latest"
+    build(service, tag, images["PYTHON_IMAGE"].name)
+    env_file(service, stack_values(tag, DB_IMAGE=db_tag, **values, **image_values(images)))
+    project = stack_class(service, name, compose_files(service))
+    try:
+        project.compose("build", "db", timeout=1800)
+        project.up()
+        yield project
+    finally:
+        project.down()
+        docker("rmi", tag, db_tag, check=False)

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Builds a stand-in for python:<version>-slim-trixie where no container
-# registry is reachable: a minimal Debian 13 root filesystem with Debian's
+# Builds a stand-in for python:<version>-slim-<release> where no container
+# registry is reachable: a minimal Debian root filesystem with Debian's
 # Python, imported as an image. Needs root, debootstrap and a Debian mirror.
 #
-#   make-base-image.sh IMAGE_NAME [MIRROR]
+#   make-base-image.sh IMAGE_NAME [MIRROR] [RELEASE]
+#
+# RELEASE is trixie (Debian 13, Python 3.13; the default) or bookworm
+# (Debian 12, Python 3.11: the base of the PostgreSQL 15 stand-in).
 #
 # Like the official image it has `python` on PATH, Python's C headers
 # (python3-dev: the official image builds C extensions such as psycopg2
@@ -15,13 +18,14 @@ set -euo pipefail
 
 name=$1
 mirror=${2:-http://deb.debian.org/debian}
+release=${3:-trixie}
 ca_bundle=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 
 rootfs=$(mktemp -d "${TMPDIR:-/tmp}/python-base-rootfs.XXXXXX")
 trap 'rm -rf "$rootfs"' EXIT
 
 debootstrap --variant=minbase --include=python3,python3-venv,python3-dev,ca-certificates \
-    trixie "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || {
+    "$release" "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || {
     tail -n 30 "$rootfs.log" >&2
     exit 1
 }
@@ -30,7 +34,7 @@ rm -f "$rootfs.log"
 ln -sf python3 "$rootfs/usr/bin/python"
 # The machine's bundle replaces the image's: same public CAs, plus the proxy's.
 cp "$ca_bundle" "$rootfs/etc/ssl/certs/ca-certificates.crt"
-echo "deb $mirror trixie main" >"$rootfs/etc/apt/sources.list"
+echo "deb $mirror $release main" >"$rootfs/etc/apt/sources.list"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 
 bundle=/etc/ssl/certs/ca-certificates.crt
@@ -39,6 +43,6 @@ tar -C "$rootfs" -c . | docker import \
     --change 'ENV LANG=C.UTF-8' \
     --change "ENV PIP_CERT=$bundle SSL_CERT_FILE=$bundle REQUESTS_CA_BUNDLE=$bundle" \
     --change 'CMD ["python3"]' \
-    --message "Debian trixie with Debian's Python (stand-in for python:slim-trixie)" \
+    --message "Debian $release with Debian's Python (stand-in for python:slim-$release)" \
     - "$name" >/dev/null
 echo "$name"
