@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -93,6 +94,13 @@ def test_a_wrong_restore_is_refused_with_one_message_and_touches_nothing(stack, 
     empty = tmp_path / "empty-repository"
     empty.mkdir()
     assert "holds no backup" in refused(stack.operator("scripts/backup.sh", "restore", BACKUP_DIR=str(empty)))
+    # A repository pgBackRest cannot read: its backup list is damaged.
+    damaged = tmp_path / "damaged-repository"
+    shutil.copytree(stack.repository, damaged)
+    for info in (damaged / "backup" / "db").glob("backup.info*"):
+        info.write_text("[backup:current]\nnot pgBackRest's\n")
+    unreadable = refused(stack.operator("scripts/backup.sh", "restore", "--force", BACKUP_DIR=str(damaged)))
+    assert "cannot read the backup repository" in unreadable
 
     assert {name: stack.started_at(name) for name in started} == started
     assert "kept" in stack.groups()

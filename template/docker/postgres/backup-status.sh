@@ -56,6 +56,11 @@ moment() {
 if ! info=$(pgbackrest info --output=json 2>&1); then
     problem "cannot read the backup repository: ${info}"
 else
+    # 1 and 2: no stanza or no backup yet, as on a new stack.
+    code=$(jq -r '.[0].repo[0].status.code // .[0].status.code' <<<"${info}")
+    if [ "${code}" != 0 ] && [ "${code}" != 1 ] && [ "${code}" != 2 ]; then
+        problem "cannot read the backup repository: $(jq -r '.[0].repo[0].status.message' <<<"${info}" | head -n 2 | paste -sd ' ')"
+    fi
     last=$(jq -r '[.[].backup[]] | max_by(.timestamp.stop) // empty | "\(.label) \(.timestamp.stop)"' <<<"${info}")
     if [ -z "${last}" ]; then
         say "last full backup:  none yet"

@@ -30,6 +30,11 @@ fi
 if ! info=$(pgbackrest info --output=json 2>&1); then
     fail "cannot read the backup repository: ${info}"
 fi
+# 1 and 2: no stanza or no backup yet; anything else: the repository is unusable.
+code=$(jq -r '.[0].repo[0].status.code // .[0].status.code' <<<"${info}")
+if [ "${code}" != 0 ] && [ "${code}" != 1 ] && [ "${code}" != 2 ]; then
+    fail "cannot read the backup repository: $(jq -r '.[0].repo[0].status.message' <<<"${info}" | head -n 2 | paste -sd ' ')"
+fi
 label=$(jq -r '[.[].backup[]] | max_by(.timestamp.stop) // empty | .label' <<<"${info}")
 if [ -z "${label}" ]; then
     fail "the backup repository holds no backup to verify"

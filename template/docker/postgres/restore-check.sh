@@ -19,6 +19,12 @@ if ! info=$(pgbackrest info --output=json 2>&1); then
     fail "cannot read the backup repository (BACKUP_DIR): ${info}"
 fi
 status=$(jq -r '.[0].status.message' <<<"${info}")
+# 1 and 2: no stanza or no backup yet. Anything else (damaged files, another
+# cipher) means the repository cannot be used.
+code=$(jq -r '.[0].repo[0].status.code // .[0].status.code' <<<"${info}")
+if [ "${code}" != 0 ] && [ "${code}" != 1 ] && [ "${code}" != 2 ]; then
+    fail "cannot read the backup repository (BACKUP_DIR): $(jq -r '.[0].repo[0].status.message' <<<"${info}" | head -n 2 | paste -sd ' ')"
+fi
 if [ "$(jq '[.[].backup[]] | length' <<<"${info}")" = 0 ]; then
     fail "the backup repository (BACKUP_DIR) holds no backup (${status})"
 fi
