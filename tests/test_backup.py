@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from harness import service as service_tools
-from harness.backup import BackupStack, backup_stack, refused, wait_for_a_backup
+from harness.backup import BackupStack, backup_stack, lose_volume, wait_for_a_backup
 from harness.docker import docker
+from harness.stack import refused
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 
@@ -239,8 +240,7 @@ def test_a_killed_database_and_its_lost_volume_cost_at_most_the_configured_windo
     finally:
         writer.kill()
 
-    stack.compose("rm", "--stop", "--force", "db", "backup")
-    docker("volume", "rm", f"{stack.project}_postgres-data")
+    lose_volume(stack, "postgres-data", "db", "backup")
     restored = stack.operator("make", "restore")
     assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr[-3000:]
 
@@ -268,11 +268,7 @@ def test_a_lost_database_volume_is_restored_to_the_latest_and_to_a_point_in_time
 
     archive_now(stack)
 
-    # The disaster: the database container and its volume are gone.
-    stack.compose("rm", "--stop", "--force", "db", "backup")
-    volume = f"{stack.project}_postgres-data"
-    docker("volume", "rm", volume)
-    assert docker("volume", "inspect", volume, check=False).returncode != 0
+    lose_volume(stack, "postgres-data", "db", "backup")
 
     # No database left: the restore needs no --force.
     started = time.monotonic()

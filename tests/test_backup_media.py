@@ -18,8 +18,8 @@ import time
 import pytest
 
 from harness import service as service_tools
-from harness.backup import BackupStack, backup_stack, refused, wait_for_a_backup
-from harness.docker import docker
+from harness.backup import BackupStack, backup_stack, lose_volume, wait_for_a_backup
+from harness.stack import refused
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 
@@ -204,11 +204,8 @@ def test_a_lost_media_volume_is_restored_from_the_latest_copy(stack):
     )
     assert f"media/{latest}" in output
 
-    # The disaster: every container that mounts the media volume, and the volume, are gone.
-    stack.compose("rm", "--stop", "--force", *MEDIA_SERVICES, "migrate")
-    volume = f"{stack.project}_media"
-    docker("volume", "rm", volume)
-    assert docker("volume", "inspect", volume, check=False).returncode != 0
+    # Every container that mounts the media volume goes with it.
+    lose_volume(stack, "media", *MEDIA_SERVICES, "migrate")
 
     # No files left: the restore needs no FORCE.
     started = time.monotonic()

@@ -28,7 +28,7 @@ from harness import docker as docker_env
 from harness import service as service_tools
 from harness.docker import docker
 from harness.policy import require
-from harness.stack import OperatorStack, operated_stack
+from harness.stack import OperatorStack, operated_stack, refused
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 
@@ -169,15 +169,6 @@ def legacy(stack, tmp_path_factory):
     finally:
         docker("rm", "--force", "--volumes", container, check=False)
         docker("network", "rm", network, check=False)
-
-
-def refused(result: subprocess.CompletedProcess[str]) -> str:
-    """The one-line error of a refused import."""
-    assert result.returncode != 0, result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, result.stderr
-    assert "nothing was stopped or changed" in lines[0]
-    return lines[0]
 
 
 def image_of(stack: OperatorStack, service: str) -> str:

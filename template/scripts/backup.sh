@@ -35,6 +35,21 @@ die() {
     exit 1
 }
 
+# Stops those of the given services that the stack has (beat is optional);
+# their names are left in STOPPED.
+stop_services() {
+    local services
+    services=$(docker compose config --services)
+    STOPPED=()
+    for service in "$@"; do
+        if grep -qx "${service}" <<<"${services}"; then
+            STOPPED+=("${service}")
+        fi
+    done
+    echo "Stopping ${STOPPED[*]}..."
+    docker compose stop "${STOPPED[@]}"
+}
+
 # A one-off container of the backup service (the db image, with the data
 # volume, the server's socket and the repository).
 in_backup() {
@@ -147,15 +162,7 @@ restore() {
         options+=(--type=time "--target=${target}" --target-action=promote)
     fi
 
-    local services stop=()
-    services=$(docker compose config --services)
-    for service in "${WRITERS[@]}" db; do
-        if grep -qx "${service}" <<<"${services}"; then
-            stop+=("${service}")
-        fi
-    done
-    echo "Stopping ${stop[*]}..."
-    docker compose stop "${stop[@]}"
+    stop_services "${WRITERS[@]}" db
 
     echo "Restoring the database volume to ${target:-the last archived transaction}..."
     in_backup pgbackrest restore "${options[@]}"
@@ -243,15 +250,7 @@ restore_media() {
         replaced=", replacing the files that were there"
     fi
 
-    local services stop=()
-    services=$(docker compose config --services)
-    for service in "${MEDIA_WRITERS[@]}"; do
-        if grep -qx "${service}" <<<"${services}"; then
-            stop+=("${service}")
-        fi
-    done
-    echo "Stopping ${stop[*]}..."
-    docker compose stop "${stop[@]}"
+    stop_services "${MEDIA_WRITERS[@]}"
 
     echo "Restoring the media volume from ${copy}..."
     # As root (not through the image's entrypoint, which runs commands as
@@ -259,7 +258,7 @@ restore_media() {
     # writable here, beside the service's read-only mount.
     docker compose run --rm --no-deps -T --entrypoint media-backup \
         --volume media:/srv/media-restore backup restore "${copy}" /srv/media-restore \
-        || die "restoring ${copy} failed (see above); ${stop[*]} are stopped: run make restore-media FORCE=1 again, or start them (docker compose -f docker-compose.prod.yml up -d)"
+        || die "restoring ${copy} failed (see above); ${STOPPED[*]} are stopped: run make restore-media FORCE=1 again, or start them (docker compose -f docker-compose.prod.yml up -d)"
 
     echo "Starting the stack..."
     docker compose up --detach --wait

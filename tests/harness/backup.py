@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from harness import service as service_tools
+from harness.docker import docker
 from harness.stack import OperatorStack, operated_stack
 
 GROUPS = "from django.contrib.auth.models import Group; "
@@ -59,10 +59,9 @@ def wait_for_a_backup(stack: BackupStack) -> list[str]:
     return service_tools.wait_for(stack.backups, timeout=300, interval=2, message="the first full backup")
 
 
-def refused(result: subprocess.CompletedProcess[str]) -> str:
-    """The one-line error of a refused restore."""
-    assert result.returncode != 0, result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, result.stderr
-    assert "nothing was stopped or changed" in lines[0]
-    return lines[0]
+def lose_volume(stack: BackupStack, volume: str, *services: str) -> None:
+    """The disaster: the services' containers and the volume are gone."""
+    stack.compose("rm", "--stop", "--force", *services)
+    name = f"{stack.project}_{volume}"
+    docker("volume", "rm", name)
+    assert docker("volume", "inspect", name, check=False).returncode != 0

@@ -216,6 +216,15 @@ class OperatorStack(ComposeProject):
         return self.state(service)["StartedAt"]
 
 
+def refused(result: subprocess.CompletedProcess[str]) -> str:
+    """The one-line error of an operator's command that refused to run."""
+    assert result.returncode != 0, result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.stderr
+    assert "nothing was stopped or changed" in lines[0]
+    return lines[0]
+
+
 @contextlib.contextmanager
 def operated_stack(
     rendered: Path, directory: Path, name: str, stack_class: type[OperatorStack] = OperatorStack, **values: str
