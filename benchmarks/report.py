@@ -2,7 +2,22 @@
 
 from benchmarks.results import Run, SweepFigure
 
-ORDER = ["copy", "update", "health", "ready", "static", "sweep", "celery", "memory", "rebuild", "image", "up"]
+ORDER = [
+    "copy",
+    "update",
+    "health",
+    "ready",
+    "static",
+    "sweep",
+    "celery",
+    "memory",
+    "rebuild",
+    "image",
+    "up",
+    "restore",
+    "backup-writes",
+    "loss",
+]
 MET = {True: "yes", False: "**no**", None: "—"}
 
 
