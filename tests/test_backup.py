@@ -10,112 +10,30 @@ to see the figures (restore times).
 
 from __future__ import annotations
 
-import os
-import re
-import secrets
-import shutil
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from harness import docker as docker_env
 from harness import service as service_tools
-from harness.docker import docker, image_values
-from harness.policy import require
-from harness.stack import ComposeProject, build, compose_files, env_file, stack_values
+from harness.backup import backup_stack, refused, wait_for_a_backup
+from harness.docker import docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 
 MAX_DATA_LOSS = 5
-GROUPS = "from django.contrib.auth.models import Group; "
-BACKUP_LINE = re.compile(r"^\d{8}-\d{6}F  full  finished \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  database \d+ MiB", re.M)
 
 
 def figure(label: str, value: str) -> None:
     print(f"\n[figure] {label}: {value}")
 
 
-class BackupStack(ComposeProject):
-    def environment(self, **extra: str) -> dict[str, str]:
-        """What the operator's shell needs to address this stack with docker compose."""
-        return {
-            **os.environ,
-            "COMPOSE_FILE": ":".join(self.files),
-            "COMPOSE_PROJECT_NAME": self.project,
-            **extra,
-        }
-
-    def operator(self, *command: str, timeout: float = 900, **extra: str) -> subprocess.CompletedProcess[str]:
-        """A command run in the service's directory, as an operator runs it."""
-        return subprocess.run(
-            command,
-            cwd=self.service,
-            env=self.environment(**extra),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def django(self, code: str) -> str:
-        return self.exec("web", "python", "src/manage.py", "shell", "--no-imports", "-c", GROUPS + code).strip()
-
-    def groups(self) -> list[str]:
-        return self.django("print(','.join(sorted(Group.objects.values_list('name', flat=True))))").split(",")
-
-    def add_groups(self, *names: str) -> None:
-        self.django(f"Group.objects.bulk_create([Group(name=n) for n in {list(names)!r}])")
-
-    def sql(self, query: str) -> str:
-        command = 'psql -qtAX --username="$POSTGRES_USER" --dbname="$POSTGRES_DB" --command="$0"'
-        return self.exec("db", "sh", "-c", command, query).strip()
-
-    def started_at(self, service: str) -> str:
-        return self.state(service)["StartedAt"]
-
-    def backups(self) -> list[str]:
-        listing = self.operator("scripts/backup.sh", "list")
-        assert listing.returncode == 0, listing.stderr[-3000:]
-        return BACKUP_LINE.findall(listing.stdout)
-
-
 @pytest.fixture(scope="module")
 def stack(render, tmp_path_factory):
-    problem = docker_env.engine_problem()
-    require(problem is None, problem)
-    service = tmp_path_factory.mktemp("backup") / "service"
-    shutil.copytree(render("defaults"), service, symlinks=True)
-    try:
-        images = docker_env.stack_images(service / "docker-compose.prod.yml")
-    except docker_env.ImageError as error:
-        require(False, str(error))
-    tag, db_tag = "stacktest-backup:latest", f"stacktest-backup-db-{secrets.token_hex(3)}:latest"
-    build(service, tag, images["PYTHON_IMAGE"].name)
-    env_file(
-        service,
-        stack_values(
-            tag,
-            DB_IMAGE=db_tag,
-            # Seconds, instead of a minute: the bound is measured below.
-            BACKUP_MAX_DATA_LOSS_SECONDS=str(MAX_DATA_LOSS),
-            **image_values(images),
-        ),
-    )
-    project = BackupStack(service, "backup", compose_files(service))
-    try:
-        project.compose("build", "db", timeout=1800)
-        project.up()
+    # Seconds, instead of a minute: the bound is measured below.
+    values = {"BACKUP_MAX_DATA_LOSS_SECONDS": str(MAX_DATA_LOSS)}
+    with backup_stack(render("defaults"), tmp_path_factory.mktemp("backup"), "backup", **values) as project:
         yield project
-    finally:
-        project.down()
-        docker("rmi", tag, db_tag, check=False)
-
-
-def wait_for_a_backup(stack: BackupStack) -> list[str]:
-    """The backup service takes a first full backup of a new database."""
-    return service_tools.wait_for(stack.backups, timeout=300, interval=2, message="the first full backup")
 
 
 def test_a_new_database_gets_a_full_backup_and_archives_its_wal(stack):
@@ -154,15 +72,6 @@ def test_a_commit_on_a_quiet_database_reaches_the_repository_within_the_bound(st
     assert seconds < MAX_DATA_LOSS + 3
 
 
-def refused(result: subprocess.CompletedProcess[str]) -> str:
-    """The one-line error of a refused restore."""
-    assert result.returncode != 0, result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, result.stderr
-    assert "nothing was stopped or changed" in lines[0]
-    return lines[0]
-
-
 def test_a_wrong_restore_is_refused_with_one_message_and_touches_nothing(stack, tmp_path):
     wait_for_a_backup(stack)
     stack.add_groups("kept")
@@ -196,9 +105,7 @@ def test_a_lost_database_volume_is_restored_to_the_latest_and_to_a_point_in_time
     everything = stack.groups()
     assert {"before-1", "before-2", "after-1"} <= set(everything)
 
-    # pgbackrest check switches to a new WAL segment and waits until it is archived.
-    checked = stack.compose("run", "--rm", "--no-deps", "-T", "backup", "pgbackrest", "check", check=False)
-    assert checked.returncode == 0, checked.stderr[-3000:]
+    stack.check_archive()
 
     # The disaster: the database container and its volume are gone.
     stack.compose("rm", "--stop", "--force", "db", "backup")
@@ -235,8 +142,7 @@ def test_after_down_v_and_up_the_new_empty_database_is_reported_and_replaced_by_
     wait_for_a_backup(stack)
     stack.add_groups("before-down")
     everything = stack.groups()
-    checked = stack.compose("run", "--rm", "--no-deps", "-T", "backup", "pgbackrest", "check", check=False)
-    assert checked.returncode == 0, checked.stderr[-3000:]
+    stack.check_archive()
 
     stack.compose("down", "--volumes", "--timeout=30")
     assert any((stack.service / "backups" / "backup" / "db").iterdir())
