@@ -6,6 +6,9 @@
 # A failed backup is logged at ERROR and retried at the next scheduled time.
 set -uo pipefail
 
+# shellcheck source=repository.sh
+. /usr/local/lib/backup-repository.sh
+
 daily_at="${BACKUP_DAILY_AT:-02:00}"
 
 log() {
@@ -30,10 +33,18 @@ until pg_isready --quiet --host=/var/run/postgresql; do
 done
 
 # Idempotent: creates the stanza, or checks that the existing one belongs to
-# this cluster. It fails when the repository holds another cluster's
-# backups (a new, empty database after `down -v`): restore first.
+# this cluster. It fails when the repository cannot be read or written (a
+# wrong S3 key in .env), or when it holds another cluster's backups (a new,
+# empty database after `down -v`: restore first).
 if ! pgbackrest stanza-create; then
-    log ERROR "the backup repository does not match this database; restore it (make restore) or move the repository aside"
+    if ! info=$(repository_info 2>&1); then
+        log ERROR "${info}"
+    elif [ "$(jq '.[0].status.code' <<<"${info}")" = 1 ]; then
+        # Status 1: no stanza yet, so it could not be written.
+        log ERROR "cannot write to the backup repository (${BACKUP_REPOSITORY}); see pgBackRest's error above"
+    else
+        log ERROR "the backup repository does not match this database (${BACKUP_REPOSITORY}); restore it (make restore) or move the repository aside"
+    fi
     exit 1
 fi
 
@@ -46,7 +57,7 @@ full_backup() {
     fi
 }
 
-if [ "$(pgbackrest info --output=json | jq '[.[].backup[]] | length')" = 0 ]; then
+if [ "$(repository_info | jq '[.[].backup[]] | length')" = 0 ]; then
     full_backup
 fi
 
