@@ -126,8 +126,10 @@ def run(work, rounds, answers):
             writer.kill()
         pgbackrest_restore()
         recovered = float(psql("select extract(epoch from max(at)) from heartbeat"))
-        if recovered not in acknowledged:
-            raise RuntimeError("the restore brought back a commit the client never saw")
+        # The client's last lines can be lost with the container: a commit
+        # restored may be later than the last one seen, never later than the kill.
+        if not acknowledged or recovered > killed:
+            raise RuntimeError(f"the last commit restored, at {recovered}, is not one made before the kill")
         return killed - recovered
 
     backup_durations = []

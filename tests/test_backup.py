@@ -107,12 +107,6 @@ def test_a_wrong_restore_is_refused_with_one_message_and_touches_nothing(stack, 
     assert "kept" in stack.groups()
 
 
-def archive_now(stack: BackupStack) -> None:
-    """pgbackrest check switches to a new WAL segment and waits until it is archived."""
-    checked = stack.compose("run", "--rm", "--no-deps", "-T", "backup", "pgbackrest", "check", check=False)
-    assert checked.returncode == 0, checked.stderr[-3000:]
-
-
 def test_status_says_when_the_last_backup_ended_and_when_archiving_fails(stack):
     wait_for_a_backup(stack)
     service_tools.wait_for(
@@ -176,7 +170,7 @@ def verify_containers(stack: BackupStack) -> str:
 def test_verify_restores_the_newest_backup_aside_and_fails_on_a_damaged_one(stack):
     wait_for_a_backup(stack)
     stack.add_groups("verified")
-    archive_now(stack)
+    stack.check_archive()
     rows = stack.sql("select count(*) from auth_group")
     started = {name: stack.started_at(name) for name in ("db", "web", "backup")}
 
@@ -245,8 +239,9 @@ def test_a_killed_database_and_its_lost_volume_cost_at_most_the_configured_windo
     assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr[-3000:]
 
     recovered = stack.sql("select at::text from heartbeat order by at").splitlines()
-    # What came back is what the client saw committed, in order, up to some point.
-    assert recovered and recovered == acknowledged[: len(recovered)]
+    # What came back is what the client saw committed, in order, up to some
+    # point (its last lines may be lost with the container).
+    assert recovered and recovered[: len(acknowledged)] == acknowledged[: len(recovered)]
     last = stack.sql(f"select extract(epoch from '{recovered[-1]}'::timestamptz)")
     lost = killed - float(last)
     figure(
@@ -266,7 +261,7 @@ def test_a_lost_database_volume_is_restored_to_the_latest_and_to_a_point_in_time
     everything = stack.groups()
     assert {"before-1", "before-2", "after-1"} <= set(everything)
 
-    archive_now(stack)
+    stack.check_archive()
 
     lose_volume(stack, "postgres-data", "db", "backup")
 
@@ -299,7 +294,7 @@ def test_after_down_v_and_up_the_new_empty_database_is_reported_and_replaced_by_
     wait_for_a_backup(stack)
     stack.add_groups("before-down")
     everything = stack.groups()
-    archive_now(stack)
+    stack.check_archive()
 
     stack.compose("down", "--volumes", "--timeout=30")
     assert any((stack.service / "backups" / "backup" / "db").iterdir())

@@ -106,6 +106,15 @@ class TestProductionCompose:
         assert repository in db["volumes"] and backup["volumes"][: len(db["volumes"])] == db["volumes"]
         assert not any(name.startswith("backup") for name in config["volumes"])
         assert backup["command"] == ["backup-scheduler"]
+        # Or a bucket: both services get the same BACKUP_S3_* values, which
+        # their entrypoint maps to pgBackRest's options.
+        slug = yaml.safe_load((service / ".copier-answers.yml").read_text())["project_slug"]
+        for spec in (db, backup):
+            assert spec["environment"]["BACKUP_S3_BUCKET"] == "${BACKUP_S3_BUCKET:-}"
+            assert spec["environment"]["BACKUP_S3_SECRET"] == "${BACKUP_S3_SECRET:-}"
+            assert spec["environment"]["BACKUP_S3_PATH"] == f"${{BACKUP_S3_PATH:-/{slug}}}"
+            assert spec["environment"]["BACKUP_S3_CA_FILE"] == "${BACKUP_S3_CA_FILE:+/etc/pgbackrest/s3-ca.pem}"
+        assert "${BACKUP_S3_CA_FILE:-/dev/null}:/etc/pgbackrest/s3-ca.pem:ro" in db["volumes"]
         assert backup["environment"]["PGBACKREST_REPO1_RETENTION_FULL"] == "${BACKUP_RETENTION_FULL:-7}"
         assert backup["depends_on"] == {"db": {"condition": "service_healthy"}}
         assert "/backups/" in (service / ".gitignore").read_text().split()
@@ -131,7 +140,7 @@ class TestProductionCompose:
             # Read-only: the backup service copies the files and never changes them.
             assert backup["volumes"] == [*db["volumes"], "media:/srv/media:ro"]
             assert "### Media backups" in readme and "make restore-media FORCE=1" in readme
-            assert "versioning" not in readme
+            assert "Turn on versioning" not in readme
         else:
             assert backup["volumes"] == db["volumes"]
             assert "### Media files in S3" in readme and "restore-media" not in readme

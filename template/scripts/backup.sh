@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Backups of the production database. pgBackRest runs in one-off containers
-# of the stack's backup service; the repository is BACKUP_DIR on the host.
+# of the stack's backup service; the repository is BACKUP_DIR on the host,
+# or an S3-compatible bucket when BACKUP_S3_BUCKET is set in .env.
 #   scripts/backup.sh now        a full backup now             (make backup)
 #   scripts/backup.sh list       the backups, times and sizes  (make backup-list)
 #   scripts/backup.sh status     the last backup, the last archived WAL, and
@@ -28,7 +29,7 @@ export COMPOSE_FILE="${COMPOSE_FILE:-docker-compose.prod.yml}"
 # Services that write to the database, stopped during a restore.
 WRITERS=(web worker beat backup)
 # One line per backup, from `pgbackrest info --output=json`.
-BACKUP_LINES='.[0].backup[] | "\(.label)  \(.type)  finished \(.timestamp.stop | todate)  database \(.info.size / 1048576 | floor) MiB  in the repository \(.info.repository.delta / 1048576 | floor) MiB"'
+BACKUP_LINES='(.[0].backup[] | "\(.label)  \(.type)  finished \(.timestamp.stop | todate)  database \(.info.size / 1048576 | floor) MiB  in the repository \(.info.repository.delta / 1048576 | floor) MiB")'
 
 die() {
     echo "error: $1" >&2
@@ -56,22 +57,23 @@ in_backup() {
     docker compose run --rm --no-deps -T backup "$@"
 }
 
-info_lines() {
-    in_backup sh -c "pgbackrest info --output=json | jq -r '$1'"
+# What the repository holds, as the jq program $1 formats it from
+# `pgbackrest info`; the program sees the repository's name (BACKUP_DIR,
+# or the S3 bucket) as $repository. One line naming the problem when the
+# repository cannot be read.
+report() {
+    in_backup bash -c 'set -o pipefail; . /usr/local/lib/backup-repository.sh
+        repository_info | jq -r --arg repository "${BACKUP_REPOSITORY}" "$0"' "$1"
 }
 
 backup_now() {
     echo "Taking a full backup of the database..."
     in_backup pgbackrest backup --type=full
-    echo "Done. The backup repository (BACKUP_DIR) now holds:"
-    info_lines "${BACKUP_LINES}"
+    report '"Done. The backup repository (\($repository)) now holds:", '"${BACKUP_LINES}"
 }
 
 backup_list() {
-    echo "Backups in the repository (BACKUP_DIR), oldest first:"
-    info_lines "${BACKUP_LINES}"
-    echo "Archived WAL, for restores to a point in time:"
-    info_lines '.[0].archive[] | "  timeline \(.id): \(.min) to \(.max)"'
+    report '"Backups in the repository (\($repository)), oldest first:", '"${BACKUP_LINES}"', "Archived WAL, for restores to a point in time:", (.[0].archive[] | "  timeline \(.id): \(.min) to \(.max)")'
     media_list
 }
 

@@ -10,7 +10,7 @@ Docker engine and compose stacks, and generate load.
     template_repo  the template as a tagged git repository, and copier runs
     docker         the Docker engine and the images the stacks need
     stack          the production image and compose stack of a service
-    backup         the backup tests' stack, driven as an operator drives it
+    backup         a stack's backups and restores, driven as an operator does
     load           an HTTP load generator run as a process of its own
     plugin         the pytest plugin: fixtures, figures, Hypothesis profiles
 """

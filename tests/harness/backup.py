@@ -1,8 +1,16 @@
-"""A production stack for the backup tests: the rendered service's compose
-file on a real engine, driven as an operator drives it (scripts/backup.sh,
-the make targets, docker compose with COMPOSE_FILE and
-COMPOSE_PROJECT_NAME), with its backup repository in the service's
-./backups directory, as the rendered .env.example says."""
+"""The production stack's backups, driven as an operator drives them
+(scripts/backup.sh, the make targets, docker compose with COMPOSE_FILE and
+COMPOSE_PROJECT_NAME): used by test_backup.py and test_backup_media.py (the
+repository in the service's ./backups directory, as the rendered
+.env.example says) and test_backup_s3.py (in an S3 bucket).
+
+* ``backup_stack(render, tmp_path_factory, name, **values)`` yields a
+  ``BackupStack`` of the defaults service, up, with ``values`` in its .env.
+* ``BackupStack`` reads and writes the rows the tests count (Django's auth
+  groups), lists the backups and archives the current WAL segment.
+* ``wait_for_a_backup`` and ``lose_volume`` are what the tests wait for and
+  break things with.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +51,11 @@ class BackupStack(OperatorStack):
         listing = self.operator("scripts/backup.sh", "list")
         assert listing.returncode == 0, listing.stderr[-3000:]
         return BACKUP_LINE.findall(listing.stdout)
+
+    def check_archive(self) -> None:
+        """`pgbackrest check`: switches to a new WAL segment and waits until it is archived."""
+        checked = self.compose("run", "--rm", "--no-deps", "-T", "backup", "pgbackrest", "check", check=False)
+        assert checked.returncode == 0, checked.stderr[-3000:]
 
 
 @contextlib.contextmanager

@@ -36,6 +36,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -518,27 +519,96 @@ class S3Server(_Server):
     """A local S3-compatible endpoint (moto server) in its own process.
 
     Buckets live in the server's memory: they are gone after a restart.
+
+    With ``tls=True`` it answers HTTPS only, with a certificate for its host
+    from a certificate authority of its own (``ca_file``): some clients,
+    pgBackRest among them, speak nothing else to S3.
     """
 
     name = "s3"
-    # moto accepts any credentials; these are fixed so that tests can use them.
+    # moto accepts any credentials until require_credentials(); these are
+    # fixed so that tests can use them.
     access_key = "testing"
     secret_key = "testing"
     region = "us-east-1"
 
+    def __init__(self, directory: Path | None = None, *, tls: bool = False, **options: Any) -> None:
+        self.tls = tls
+        super().__init__(directory, **options)
+
     @property
     def endpoint_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The certificate authority's certificate, which signed the server's (with tls=True)."""
+        return self.data_dir / "ca.pem"
+
+    def client(self, service: str = "s3", **credentials: str) -> Any:
+        """A boto3 client of this endpoint, with the server's credentials unless others are given."""
+        import boto3  # A test dependency, imported only where a client is wanted.
+
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=credentials.get("key", self.access_key),
+            aws_secret_access_key=credentials.get("secret", self.secret_key),
+            region_name=self.region,
+            verify=str(self.ca_file) if self.tls else None,
+        )
+
+    def require_credentials(self) -> None:
+        """From now on, only signed requests with the server's key are served, as a
+        real provider does: a wrong key or secret is refused (403). The key
+        becomes an IAM user's, allowed every S3 action."""
+        iam = self.client("iam")
+        iam.create_user(UserName="tests")
+        iam.put_user_policy(
+            UserName="tests",
+            PolicyName="s3",
+            PolicyDocument='{"Version": "2012-10-17", "Statement": '
+            '[{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}',
+        )
+        key = iam.create_access_key(UserName="tests")["AccessKey"]
+        self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
+        # moto's switch: authenticate every request after the next 0 requests.
+        connection = self._connection()
+        try:
+            connection.request("POST", "/moto-api/reset-auth", body=b"0")
+            response = connection.getresponse()
+            if response.status != 200:
+                raise ServerError(f"moto refused to require credentials: {response.status} {response.read()!r}")
+        finally:
+            connection.close()
+
+    @property
+    def certificate_files(self) -> tuple[Path, Path]:
+        """The server's certificate and its key."""
+        return self.data_dir / "server.pem", self.data_dir / "server.key"
+
+    def _prepare(self) -> None:
+        if self.tls and not self.ca_file.exists():
+            _write_certificates(self.host, self.ca_file, *self.certificate_files)
 
     def _command(self) -> list[Any]:
         python = sys.executable
+        if self.tls:
+            # moto's own --ssl closes connections in a way pgBackRest refuses (see moto_tls).
+            return [python, "-m", "harness.moto_tls", self.host, self.port, *self.certificate_files]
         return [python, "-m", "moto.server", "--host", self.host, "--port", self.port]
 
     def _environment(self) -> dict[str, str]:
         return dict(os.environ, PYTHONUNBUFFERED="1")  # Log lines as they happen.
 
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.tls:
+            context = ssl.create_default_context(cafile=str(self.ca_file))
+            return http.client.HTTPSConnection(self.host, self.port, timeout=5, context=context)
+        return http.client.HTTPConnection(self.host, self.port, timeout=5)
+
     def _is_ready(self) -> bool:
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=5)
+        connection = self._connection()
         try:
             connection.request("GET", "/")
             connection.getresponse().read()
@@ -547,6 +617,60 @@ class S3Server(_Server):
         finally:
             connection.close()
         return True
+
+
+def _write_certificates(host: str, ca_file: Path, certificate_file: Path, key_file: Path) -> None:
+    """A certificate authority, and a server certificate it signed for host
+    (an IP address or a name), valid for a day."""
+    import datetime
+    import ipaddress
+
+    # moto's own dependency, present wherever the server can run.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def certificate(subject: str, key, issuer: str, signer, extensions) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = "template tests S3 CA"
+    ca = certificate(ca_name, ca_key, ca_name, ca_key, [(x509.BasicConstraints(ca=True, path_length=0), True)])
+    try:
+        names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(host))]
+    except ValueError:
+        names = []
+    # Also as a DNS name: some TLS clients (pgBackRest) compare the host they
+    # were given only with the certificate's DNS names, even for an address.
+    names.append(x509.DNSName(host))
+    server = certificate(
+        host,
+        server_key,
+        ca_name,
+        ca_key,
+        [(x509.SubjectAlternativeName(names), False), (x509.BasicConstraints(ca=False, path_length=None), True)],
+    )
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    certificate_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
 
 
 def moto_installed() -> bool:

@@ -10,6 +10,9 @@ set -uo pipefail
 
 FAILED_MARK=/tmp/backup-failed
 
+# shellcheck source=repository.sh
+. /usr/local/lib/backup-repository.sh
+
 daily_at="${BACKUP_DAILY_AT:-02:00}"
 
 log() {
@@ -43,10 +46,18 @@ until pg_isready --quiet --host=/var/run/postgresql; do
 done
 
 # Idempotent: creates the stanza, or checks that the existing one belongs to
-# this cluster. It fails when the repository holds another cluster's
-# backups (a new, empty database after `down -v`): restore first.
+# this cluster. It fails when the repository cannot be read or written (a
+# wrong S3 key in .env), or when it holds another cluster's backups (a new,
+# empty database after `down -v`: restore first).
 if ! pgbackrest stanza-create; then
-    error "the backup repository does not match this database; restore it (make restore) or move the repository aside"
+    if ! info=$(repository_info 2>&1); then
+        error "${info}"
+    elif [ "$(jq '.[0].status.code' <<<"${info}")" = 1 ]; then
+        # Status 1: no stanza yet, so it could not be written.
+        error "cannot write to the backup repository (${BACKUP_REPOSITORY}); see pgBackRest's error above"
+    else
+        error "the backup repository does not match this database (${BACKUP_REPOSITORY}); restore it (make restore) or move the repository aside"
+    fi
     exit 1
 fi
 
@@ -63,7 +74,7 @@ full_backup() {
     media-backup copy --if-mounted # the media volume too, when this stack has one (media-backup.sh)
 }
 
-if [ "$(pgbackrest info --output=json | jq '[.[].backup[]] | length')" = 0 ]; then
+if [ "$(repository_info | jq '[.[].backup[]] | length')" = 0 ]; then
     full_backup
 fi
 

@@ -19,6 +19,9 @@ if [ "$(id -u)" = 0 ]; then
     exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 fi
 
+# shellcheck source=repository.sh
+. /usr/local/lib/backup-repository.sh
+
 FAILED_MARK=/tmp/backup-failed
 MAX_AGE_SECONDS=$((26 * 3600))
 
@@ -53,14 +56,9 @@ moment() {
     printf '%s, %s ago' "$(date -u -d "@$1" '+%Y-%m-%d %H:%M:%S UTC')" "${age}"
 }
 
-if ! info=$(pgbackrest info --output=json 2>&1); then
-    problem "cannot read the backup repository: ${info}"
+if ! info=$(repository_info 2>&1); then
+    problem "${info}"
 else
-    # 1 and 2: no stanza or no backup yet, as on a new stack.
-    code=$(jq -r '.[0].repo[0].status.code // .[0].status.code' <<<"${info}")
-    if [ "${code}" != 0 ] && [ "${code}" != 1 ] && [ "${code}" != 2 ]; then
-        problem "cannot read the backup repository: $(jq -r '.[0].repo[0].status.message' <<<"${info}" | head -n 2 | paste -sd ' ')"
-    fi
     last=$(jq -r '[.[].backup[]] | max_by(.timestamp.stop) // empty | "\(.label) \(.timestamp.stop)"' <<<"${info}")
     if [ -z "${last}" ]; then
         say "last full backup:  none yet"

@@ -13,6 +13,9 @@
 # container is stopped.
 set -euo pipefail
 
+# shellcheck source=repository.sh
+. /usr/local/lib/backup-repository.sh
+
 say() {
     printf 'verify: %s\n' "$1"
 }
@@ -27,13 +30,8 @@ if [ -s "${data}/PG_VERSION" ]; then
     fail "${data} holds a database: verify restores only into a throw-away container's empty volume"
 fi
 
-if ! info=$(pgbackrest info --output=json 2>&1); then
-    fail "cannot read the backup repository: ${info}"
-fi
-# 1 and 2: no stanza or no backup yet; anything else: the repository is unusable.
-code=$(jq -r '.[0].repo[0].status.code // .[0].status.code' <<<"${info}")
-if [ "${code}" != 0 ] && [ "${code}" != 1 ] && [ "${code}" != 2 ]; then
-    fail "cannot read the backup repository: $(jq -r '.[0].repo[0].status.message' <<<"${info}" | head -n 2 | paste -sd ' ')"
+if ! info=$(repository_info 2>&1); then
+    fail "${info}"
 fi
 label=$(jq -r '[.[].backup[]] | max_by(.timestamp.stop) // empty | .label' <<<"${info}")
 if [ -z "${label}" ]; then

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Checks a restore before anything is stopped (scripts/backup.sh runs it in
-# a backup container): the repository is readable and holds a backup, and
-# the target time, when given, lies between the end of the oldest backup
-# and now. Prints "cluster=present" or "cluster=absent" (whether the data
-# volume holds a database that the restore would replace); otherwise exits
-# non-zero with one line naming the problem.
+# a backup container): the repository (BACKUP_DIR or the S3 bucket) is
+# readable and holds a backup, and the target time, when given, lies
+# between the end of the oldest backup and now. Prints "cluster=present" or
+# "cluster=absent" (whether the data volume holds a database that the
+# restore would replace); otherwise exits non-zero with one line naming the
+# problem.
 # Usage: restore-check ["2026-12-01 10:15:00+00"]
 set -euo pipefail
+
+# shellcheck source=repository.sh
+. /usr/local/lib/backup-repository.sh
 
 target="${1:-}"
 
@@ -15,18 +19,11 @@ fail() {
     exit 1
 }
 
-if ! info=$(pgbackrest info --output=json 2>&1); then
-    fail "cannot read the backup repository (BACKUP_DIR): ${info}"
-fi
+# repository_info has said why on stderr.
+info=$(repository_info) || exit 1
 status=$(jq -r '.[0].status.message' <<<"${info}")
-# 1 and 2: no stanza or no backup yet. Anything else (damaged files, another
-# cipher) means the repository cannot be used.
-code=$(jq -r '.[0].repo[0].status.code // .[0].status.code' <<<"${info}")
-if [ "${code}" != 0 ] && [ "${code}" != 1 ] && [ "${code}" != 2 ]; then
-    fail "cannot read the backup repository (BACKUP_DIR): $(jq -r '.[0].repo[0].status.message' <<<"${info}" | head -n 2 | paste -sd ' ')"
-fi
 if [ "$(jq '[.[].backup[]] | length' <<<"${info}")" = 0 ]; then
-    fail "the backup repository (BACKUP_DIR) holds no backup (${status})"
+    fail "the backup repository (${BACKUP_REPOSITORY}) holds no backup (${status})"
 fi
 
 if [ -n "${target}" ]; then
