@@ -4,8 +4,8 @@ pgBackRest in the db image, the backup service, and the operator commands
 
 One stack (the defaults variant) serves the module; its backup repository
 is the service's ./backups directory, as the rendered .env.example says.
-The tests run in file order: the destructive one comes last. Run with -s
-to see the figures (restore times).
+The tests run in file order: the destructive ones come last. The figures
+(restore times, the data-loss window) are printed at the end of the run.
 """
 
 from __future__ import annotations
@@ -20,17 +20,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from harness import service as service_tools
-from harness.backup import BackupStack, backup_stack, lose_volume, wait_for_a_backup
+from harness.backup import BackupStack, backup_stack, lose_and_restore, lose_volume, wait_for_a_backup
 from harness.docker import docker
 from harness.stack import refused
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 
 MAX_DATA_LOSS = 5
-
-
-def figure(label: str, value: str) -> None:
-    print(f"\n[figure] {label}: {value}")
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +54,7 @@ def test_a_new_database_gets_a_full_backup_and_archives_its_wal(stack):
     assert int(archived) >= 2 and int(failed) == 0
 
 
-def test_a_commit_on_a_quiet_database_reaches_the_repository_within_the_bound(stack):
+def test_a_commit_on_a_quiet_database_reaches_the_repository_within_the_bound(stack, figure):
     wait_for_a_backup(stack)
     stack.add_groups("archived")
     committed = time.monotonic()
@@ -206,7 +202,7 @@ def test_verify_restores_the_newest_backup_aside_and_fails_on_a_damaged_one(stac
 
 
 @pytest.mark.reliability
-def test_a_killed_database_and_its_lost_volume_cost_at_most_the_configured_window(stack):
+def test_a_killed_database_and_its_lost_volume_cost_at_most_the_configured_window(stack, figure):
     """Commits until a `docker kill`, then the volume is lost: restore-latest
     gives back every commit but those of the last BACKUP_MAX_DATA_LOSS_SECONDS."""
     wait_for_a_backup(stack)
@@ -253,39 +249,8 @@ def test_a_killed_database_and_its_lost_volume_cost_at_most_the_configured_windo
 
 
 @pytest.mark.reliability
-def test_a_lost_database_volume_is_restored_to_the_latest_and_to_a_point_in_time(stack):
-    wait_for_a_backup(stack)
-    stack.add_groups("before-1", "before-2")
-    target = stack.sql("select clock_timestamp()")
-    stack.add_groups("after-1")
-    everything = stack.groups()
-    assert {"before-1", "before-2", "after-1"} <= set(everything)
-
-    stack.check_archive()
-
-    lose_volume(stack, "postgres-data", "db", "backup")
-
-    # No database left: the restore needs no --force.
-    started = time.monotonic()
-    latest = stack.operator("make", "restore")
-    figure("restore of the latest state into an empty volume, stack up again", f"{time.monotonic() - started:.0f} s")
-    assert latest.returncode == 0, latest.stdout[-3000:] + latest.stderr[-3000:]
-    assert "Stopping web worker beat backup db" in latest.stdout
-    assert stack.groups() == everything
-
-    started = time.monotonic()
-    pitr = stack.operator("make", "restore", f"TO={target}", "FORCE=1")
-    figure("restore to a point in time over an existing database", f"{time.monotonic() - started:.0f} s")
-    assert pitr.returncode == 0, pitr.stdout[-3000:] + pitr.stderr[-3000:]
-    assert f"Restored the database to {target}" in pitr.stdout
-    assert stack.groups() == [name for name in everything if name != "after-1"]
-
-    # The restored database is a primary again, archiving on a new timeline.
-    stack.add_groups("after-restore")
-    assert "after-restore" in stack.groups()
-    assert stack.sql("select pg_is_in_recovery()") == "f"
-    for name in ("web", "worker", "beat", "backup"):
-        assert stack.state(name)["Running"], name
+def test_a_lost_database_volume_is_restored_to_the_latest_and_to_a_point_in_time(stack, figure):
+    lose_and_restore(stack, figure)
 
 
 @pytest.mark.reliability

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,3 +79,43 @@ def lose_volume(stack: BackupStack, volume: str, *services: str) -> None:
     name = f"{stack.project}_{volume}"
     docker("volume", "rm", name)
     assert docker("volume", "inspect", name, check=False).returncode != 0
+
+
+def lose_and_restore(stack: BackupStack, figure, where: str = "") -> None:
+    """Rows before and after a time T, archived; the database volume lost;
+    `make restore` brings every row back, then `make restore TO=T FORCE=1`
+    the rows before T; the database is a primary again."""
+    wait_for_a_backup(stack)
+    stack.add_groups("before-1", "before-2")
+    target = stack.sql("select clock_timestamp()")
+    stack.add_groups("after-1")
+    everything = stack.groups()
+    assert {"before-1", "before-2", "after-1"} <= set(everything)
+    stack.check_archive()
+
+    lose_volume(stack, "postgres-data", "db", "backup")
+    # No database left: the restore needs no --force.
+    started = time.monotonic()
+    latest = stack.operator("make", "restore")
+    figure(
+        f"{where}restore of the latest state into an empty volume, stack up again",
+        f"{time.monotonic() - started:.0f} s",
+    )
+    assert latest.returncode == 0, latest.stdout[-3000:] + latest.stderr[-3000:]
+    assert "Stopping web worker beat backup db" in latest.stdout
+    assert stack.groups() == everything
+
+    started = time.monotonic()
+    pitr = stack.operator("make", "restore", f"TO={target}", "FORCE=1")
+    figure(f"{where}restore to a point in time over an existing database", f"{time.monotonic() - started:.0f} s")
+    assert pitr.returncode == 0, pitr.stdout[-3000:] + pitr.stderr[-3000:]
+    assert f"Restored the database to {target}" in pitr.stdout
+    assert stack.groups() == [name for name in everything if name != "after-1"]
+
+    # A primary again, archiving on a new timeline.
+    stack.add_groups("after-restore")
+    assert "after-restore" in stack.groups()
+    assert stack.sql("select pg_is_in_recovery()") == "f"
+    stack.check_archive()
+    for name in ("web", "worker", "beat", "backup"):
+        assert stack.state(name)["Running"], name

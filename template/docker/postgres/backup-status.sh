@@ -13,10 +13,12 @@
 # shows "unhealthy"); scripts/backup.sh status prints it.
 set -euo pipefail
 
-# Healthchecks and `docker compose exec` run as root; pgBackRest's files
-# belong to postgres.
-if [ "$(id -u)" = 0 ]; then
-    exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
+# Healthchecks and `docker compose exec` start commands as root, without the
+# entrypoint: through it, this runs as postgres, which owns pgBackRest's
+# files, and sees the repository the entrypoint chose (the S3 bucket's
+# settings, BACKUP_REPOSITORY).
+if [ -z "${BACKUP_REPOSITORY:-}" ]; then
+    exec backup-entrypoint.sh "$0" "$@"
 fi
 
 # shellcheck source=repository.sh
