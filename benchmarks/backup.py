@@ -1,7 +1,7 @@
 """Figure 12: restoring a database of about 1 GB, pgBackRest against pg_restore.
 
-The production stack's db service of the default service, on the engine of
-the container tests. pgbench fills the database; one full backup
+The default service's production stack, on the engine of the container
+tests. pgbench fills the database; one full backup
 (`pgbackrest backup`) and one `pg_dump -Fc` are taken of the same data. Then,
 alternating:
   A. the database volume is deleted and pgBackRest restores it (`restore`
@@ -12,15 +12,19 @@ alternating:
      own entrypoint): tables, then indexes and constraints.
 Both use one process, their defaults.
 
-Figure 14, the data-loss window: a client commits a row every 0.2 s; the db
-container is killed at a random moment and its volume deleted; pgBackRest
-restores the latest state. The window is the time between the kill and the
-last commit that came back, with the default BACKUP_MAX_DATA_LOSS_SECONDS.
-
 Figure 13, the cost of backing up for the writes: pgbench's TPC-B-like
 transactions (writes to four tables) for WRITE_SECONDS, on the stack's db
 (archiving every segment) while a full backup runs, against the same
 pgbench on a server of the same image and data without archiving or backup.
+
+Figure 14, the cost for the requests: `/ready/` (a query to PostgreSQL and a
+ping to Redis per request) requests/s from 4 keep-alive clients in the web
+container while a full backup runs, against the same with no backup.
+
+Figure 15, the data-loss window: a client commits a row every 0.2 s; the db
+container is killed at a random moment and its volume deleted; pgBackRest
+restores the latest state. The window is the time between the kill and the
+last commit that came back, with the default BACKUP_MAX_DATA_LOSS_SECONDS.
 """
 
 import re
@@ -34,13 +38,34 @@ from benchmarks.measure import alternate, log, median
 from benchmarks.results import Figure, bounded
 from harness.answers import ROOT
 from harness.docker import docker, image_values, stack_images
-from harness.stack import ComposeProject, compose_files, env_file, stack_values
+from harness.stack import ComposeProject, build, compose_files, env_file, stack_values
 
 # pgbench's scale: about 15 MB of tables and indexes per unit.
 SCALE = 66
 DUMP = "/var/lib/pgbackrest/benchmark.dump"  # in the repository, on the host
 LOSS_SECONDS = 60  # the default BACKUP_MAX_DATA_LOSS_SECONDS: a client writes for 1 to 2 times this
 WRITE_SECONDS = 15  # a full backup of the 1 GB takes about as long here
+READY_SECONDS = 8  # about a full backup of the 1 GB here
+# Run by `python -` in the web container: /ready/ requests/s from 4 keep-alive
+# clients, as the load balancer sends them (the public host, HTTPS said in a header).
+READY_LOAD = """
+import http.client, sys, threading, time
+host, seconds, done = sys.argv[1], float(sys.argv[2]), []
+def client():
+    connection, count, end = http.client.HTTPConnection("127.0.0.1", 8000, timeout=10), 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        connection.request("GET", "/ready/", headers={"Host": host, "X-Forwarded-Proto": "https"})
+        response = connection.getresponse()
+        response.read()
+        count += response.status == 200
+    done.append(count)
+clients = [threading.Thread(target=client) for _ in range(4)]
+for thread in clients:
+    thread.start()
+for thread in clients:
+    thread.join()
+print(sum(done) / seconds)
+"""
 PGBENCH = 'pgbench --client=4 --jobs=2 --time={seconds} --username="$POSTGRES_USER" "$POSTGRES_DB"'
 
 
@@ -49,9 +74,9 @@ def run(work, rounds, answers):
     log("backup: rendering the default service and building its db image")
     run_copy(str(ROOT), service, data=answers, defaults=True, unsafe=True, vcs_ref="HEAD", quiet=True)
     images = image_values(stack_images(service / "docker-compose.prod.yml"))
-    db_tag = f"template-bench-db-{secrets.token_hex(3)}:latest"
-    # The app image is never started: the figures are the database's.
-    env_file(service, stack_values("template-bench-unused:latest", DB_IMAGE=db_tag, **images))
+    suffix = secrets.token_hex(3)
+    tag, db_tag = f"template-bench-{suffix}:latest", f"template-bench-db-{suffix}:latest"
+    env_file(service, stack_values(tag, DB_IMAGE=db_tag, **images))
     project = ComposeProject(service, "bench-backup", compose_files(service))
     volume = f"{project.project}_postgres-data"
 
@@ -63,14 +88,17 @@ def run(work, rounds, answers):
         return project.compose("run", "--rm", "--no-deps", "-T", "backup", *command, timeout=timeout)
 
     def pgbackrest_restore():
-        project.compose("rm", "--stop", "--force", "db")
+        project.compose("rm", "--stop", "--force", "db", "backup")
         docker("volume", "rm", volume)
         started = time.monotonic()
         backup_run("pgbackrest", "restore")
         project.compose("up", "--detach", "--wait", "db", timeout=3600)
         while psql("select pg_is_in_recovery()") != "f":
             time.sleep(0.2)
-        return time.monotonic() - started
+        seconds = time.monotonic() - started
+        # As after the operator's restore: backup runs again beside db.
+        project.compose("up", "--detach", "--wait", "backup", timeout=600)
+        return seconds
 
     def plain_server():
         """A new server of the db image, archiving off (the image's defaults), ready; its container ID."""
@@ -134,7 +162,8 @@ def run(work, rounds, answers):
 
     backup_durations = []
 
-    def writes_during_a_backup():
+    def during_a_backup(measure):
+        """measure()'s result, while a full backup runs beside it."""
         started = time.monotonic()
         backing_up = subprocess.Popen(
             ["docker", "compose", f"--project-name={project.project}", *(f"--file={f}" for f in project.files),
@@ -142,21 +171,30 @@ def run(work, rounds, answers):
             cwd=service, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
-            output = project.exec("db", "sh", "-c", PGBENCH.format(seconds=WRITE_SECONDS), timeout=600)
+            result = measure()
         finally:
             _, errors = backing_up.communicate(timeout=3600)
             backup_durations.append(time.monotonic() - started)
         if backing_up.returncode != 0:
             raise RuntimeError(f"the full backup failed: {errors}")
-        return tps(output)
+        return result
+
+    def writes():
+        return tps(project.exec("db", "sh", "-c", PGBENCH.format(seconds=WRITE_SECONDS), timeout=600))
+
+    def ready():
+        web = project.compose("ps", "--quiet", "web").stdout.strip()
+        load = docker("exec", "-i", web, "python", "-", answers["domain"], str(READY_SECONDS), input=READY_LOAD)
+        return float(load.stdout)
 
     def writes_without_archiving(container):
         output = docker("exec", container, "sh", "-c", PGBENCH.format(seconds=WRITE_SECONDS), timeout=600).stdout
         return tps(output)
 
     try:
+        build(service, tag, images["PYTHON_IMAGE"])
         project.compose("build", "db", timeout=1800)
-        project.compose("up", "--detach", "--wait", "db", timeout=600)
+        project.up()
         log(f"backup: filling the database (pgbench scale {SCALE})")
         project.exec(
             "db",
@@ -187,14 +225,19 @@ def run(work, rounds, answers):
         baseline = plain_server()
         try:
             load_dump(baseline)
-            writes = alternate(rounds, backup=writes_during_a_backup, plain=lambda: writes_without_archiving(baseline))
+            write_rates = alternate(
+                rounds, backup=lambda: during_a_backup(writes), plain=lambda: writes_without_archiving(baseline)
+            )
         finally:
             docker("rm", "--force", "--volumes", baseline, check=False)
+        log(f"backup: {rounds} rounds of {READY_SECONDS} s of /ready/ requests, during a full backup / alone")
+        project.compose("up", "--detach", "--wait", timeout=600)  # backup again, web reconnected to the restored db
+        ready_rates = alternate(rounds, backup=lambda: during_a_backup(ready), idle=ready)
         log(f"backup: {rounds} rounds of commits until a kill, the volume lost, the latest state restored")
         losses = [lost_window() for _ in range(rounds)]
     finally:
         project.compose("--profile=tools", "down", "--volumes", "--timeout=30", check=False)
-        docker("rmi", db_tag, check=False)
+        docker("rmi", tag, db_tag, check=False)
     assert int(accounts) == SCALE * 100_000, accounts  # the restored data is all there
     tool, dump = median(times["pgbackrest"]), median(times["pg_restore"])
     return [
@@ -212,10 +255,20 @@ def run(work, rounds, answers):
             title=f"write transactions/s (pgbench TPC-B-like, 4 clients, {WRITE_SECONDS} s) with WAL archiving "
             "and a full backup running",
             compared_with="the same pgbench on a server of the same image and data, without archiving or backup",
-            value=f"{median(writes['backup']):.0f} vs {median(writes['plain']):.0f} tps "
-            f"(the backup ran for {median(backup_durations):.0f} s of the {WRITE_SECONDS})",
-            **bounded(median(writes["backup"]) / median(writes["plain"]), at_least=0.8),
-            samples=writes | {"backup_seconds": backup_durations},
+            value=f"{median(write_rates['backup']):.0f} vs {median(write_rates['plain']):.0f} tps "
+            f"(the backup ran for {median(backup_durations[:rounds]):.0f} s of the {WRITE_SECONDS})",
+            **bounded(median(write_rates["backup"]) / median(write_rates["plain"]), at_least=0.8),
+            samples=write_rates | {"backup_seconds": backup_durations[:rounds]},
+        ),
+        Figure(
+            key="backup-ready",
+            title=f"`/ready/` requests/s (4 keep-alive clients in the web container, {READY_SECONDS} s) "
+            "with a full backup running",
+            compared_with="the same requests with no backup running",
+            value=f"{median(ready_rates['backup']):.0f} vs {median(ready_rates['idle']):.0f} req/s "
+            f"(the backup ran for {median(backup_durations[rounds:]):.0f} s of the {READY_SECONDS})",
+            **bounded(median(ready_rates["backup"]) / median(ready_rates["idle"]), at_least=0.8),
+            samples=ready_rates | {"backup_seconds": backup_durations[rounds:]},
         ),
         Figure(
             key="loss",

@@ -16,6 +16,7 @@ ORDER = [
     "up",
     "restore",
     "backup-writes",
+    "backup-ready",
     "loss",
 ]
 MET = {True: "yes", False: "**no**", None: "—"}

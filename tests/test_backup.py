@@ -202,9 +202,40 @@ def test_verify_restores_the_newest_backup_aside_and_fails_on_a_damaged_one(stac
 
 
 @pytest.mark.reliability
+def test_a_lost_database_volume_is_restored_to_the_latest_and_to_a_point_in_time(stack, figure):
+    lose_and_restore(stack, figure)
+
+
+@pytest.mark.reliability
+def test_after_down_v_and_up_the_new_empty_database_is_reported_and_replaced_by_the_restore(stack):
+    """The usual accident: `down -v`, then `up` on a new, empty database."""
+    wait_for_a_backup(stack)
+    stack.add_groups("before-down")
+    everything = stack.groups()
+    stack.check_archive()
+
+    stack.compose("down", "--volumes", "--timeout=30")
+    assert any((stack.service / "backups" / "backup" / "db").iterdir())
+    stack.compose("up", "--detach", timeout=900)
+    service_tools.wait_for(
+        lambda: "ERROR backup: the backup repository does not match this database" in stack.logs("backup"),
+        timeout=180,
+        interval=1,
+        message="backup's error about the new database",
+    )
+    assert "before-down" not in stack.groups()
+
+    restored = stack.operator("make", "restore", "FORCE=1")
+    assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr[-3000:]
+    assert stack.groups() == everything
+    assert stack.state("backup")["Running"]
+
+
+@pytest.mark.reliability
 def test_a_killed_database_and_its_lost_volume_cost_at_most_the_configured_window(stack, figure):
     """Commits until a `docker kill`, then the volume is lost: restore-latest
-    gives back every commit but those of the last BACKUP_MAX_DATA_LOSS_SECONDS."""
+    gives back every commit but those of the last BACKUP_MAX_DATA_LOSS_SECONDS.
+    Last in the module: the database has been restored, and promoted, before."""
     wait_for_a_backup(stack)
     (database,) = [container["Id"] for container in stack.by_service()["db"]]
     stack.sql("create table if not exists heartbeat (at timestamptz primary key default clock_timestamp())")
@@ -246,33 +277,3 @@ def test_a_killed_database_and_its_lost_volume_cost_at_most_the_configured_windo
     )
     # archive_timeout bounds the window; pushing the last segment takes well under a second.
     assert lost < MAX_DATA_LOSS + 2
-
-
-@pytest.mark.reliability
-def test_a_lost_database_volume_is_restored_to_the_latest_and_to_a_point_in_time(stack, figure):
-    lose_and_restore(stack, figure)
-
-
-@pytest.mark.reliability
-def test_after_down_v_and_up_the_new_empty_database_is_reported_and_replaced_by_the_restore(stack):
-    """The usual accident: `down -v`, then `up` on a new, empty database."""
-    wait_for_a_backup(stack)
-    stack.add_groups("before-down")
-    everything = stack.groups()
-    stack.check_archive()
-
-    stack.compose("down", "--volumes", "--timeout=30")
-    assert any((stack.service / "backups" / "backup" / "db").iterdir())
-    stack.compose("up", "--detach", timeout=900)
-    service_tools.wait_for(
-        lambda: "ERROR backup: the backup repository does not match this database" in stack.logs("backup"),
-        timeout=180,
-        interval=1,
-        message="backup's error about the new database",
-    )
-    assert "before-down" not in stack.groups()
-
-    restored = stack.operator("make", "restore", "FORCE=1")
-    assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr[-3000:]
-    assert stack.groups() == everything
-    assert stack.state("backup")["Running"]

@@ -61,6 +61,26 @@ if ! pgbackrest stanza-create; then
     exit 1
 fi
 
+# PostgreSQL's checkpointer can begin its first sleep while the server is
+# still starting or recovering, and then sleeps checkpoint_timeout (5
+# minutes) before it applies archive_timeout: for that long a quiet
+# database's commits stay unarchived (seen with PostgreSQL 17 after restores
+# and restarts). A CHECKPOINT wakes it; one is asked for whenever the server
+# is seen (re)started.
+server_started=""
+# A server that does not answer within 20 seconds is asked again next time.
+server() {
+    timeout 20 psql --quiet --no-align --tuples-only --no-psqlrc --host=/var/run/postgresql \
+        --username="${PGBACKREST_PG1_USER}" --dbname=postgres --command="$1" 2>/dev/null
+}
+watch_server() {
+    local started
+    started=$(server "select pg_postmaster_start_time() where not pg_is_in_recovery()") || return 0
+    if [ -n "${started}" ] && [ "${started}" != "${server_started}" ] && server CHECKPOINT >/dev/null; then
+        server_started="${started}"
+    fi
+}
+
 full_backup() {
     log INFO "full backup started"
     if pgbackrest backup --type=full; then
@@ -85,6 +105,9 @@ while true; do
         next=$(date -u -d "tomorrow ${daily_at}" +%s)
     fi
     log INFO "next full backup at $(date -u -d "@${next}" '+%Y-%m-%d %H:%M') UTC"
-    pause $((next - now))
+    while [ "$(date -u +%s)" -lt "${next}" ]; do
+        watch_server
+        pause 10
+    done
     full_backup
 done
