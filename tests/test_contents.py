@@ -106,6 +106,11 @@ class TestProductionCompose:
         assert repository in db["volumes"] and backup["volumes"][: len(db["volumes"])] == db["volumes"]
         assert not any(name.startswith("backup") for name in config["volumes"])
         assert backup["command"] == ["backup-scheduler"]
+        # Backups and their checks yield the CPU to the stack's requests.
+        assert backup["cpu_shares"] == config["services"]["verify"]["cpu_shares"] == 256
+        assert all(
+            "cpu_shares" not in spec for name, spec in config["services"].items() if name not in ("backup", "verify")
+        )
         # Or a bucket: both services get the same BACKUP_S3_* values, which
         # their entrypoint maps to pgBackRest's options.
         slug = yaml.safe_load((service / ".copier-answers.yml").read_text())["project_slug"]
