@@ -30,6 +30,7 @@ last commit that came back, with the default BACKUP_MAX_DATA_LOSS_SECONDS.
 import re
 import secrets
 import subprocess
+import threading
 import time
 
 from copier import run_copy
@@ -170,11 +171,15 @@ def run(work, rounds, answers):
              "run", "--rm", "--no-deps", "-T", "backup", "pgbackrest", "backup", "--type=full"],
             cwd=service, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        ended = []
+        waiter = threading.Thread(target=lambda: ended.append((backing_up.communicate(timeout=3600), time.monotonic())))
+        waiter.start()
         try:
             result = measure()
         finally:
-            _, errors = backing_up.communicate(timeout=3600)
-            backup_durations.append(time.monotonic() - started)
+            waiter.join()
+        (_, errors), finished = ended[0]
+        backup_durations.append(finished - started)
         if backing_up.returncode != 0:
             raise RuntimeError(f"the full backup failed: {errors}")
         return result
