@@ -3,7 +3,8 @@
 # service's compose file relies on: as root, own $PGDATA and re-run as
 # postgres; on an empty $PGDATA, initdb with POSTGRES_USER (default postgres)
 # and POSTGRES_PASSWORD (required), create POSTGRES_DB (default: the user),
-# listen on every address with password (scram-sha-256) authentication.
+# run /docker-entrypoint-initdb.d's scripts, listen on every address with
+# password (scram-sha-256) authentication.
 set -Eeuo pipefail
 
 if [ "${1:0:1}" = '-' ]; then
@@ -37,6 +38,15 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
         psql -v ON_ERROR_STOP=1 --username="$user" --dbname=postgres \
             --set=db="$db" <<<'CREATE DATABASE :"db";'
     fi
+    # Then the image's initialisation scripts, in name order: executable
+    # .sh files run, others are sourced; .sql files go to psql.
+    export POSTGRES_USER="$user" POSTGRES_DB="$db"
+    for script in /docker-entrypoint-initdb.d/*; do
+        case "$script" in
+        *.sh) if [ -x "$script" ]; then "$script"; else . "$script"; fi ;;
+        *.sql) psql -v ON_ERROR_STOP=1 --username="$user" --dbname="$db" -f "$script" ;;
+        esac
+    done
     pg_ctl -D "$PGDATA" -m fast -w stop
     echo 'PostgreSQL init process complete; ready for start up.'
 fi
