@@ -12,7 +12,7 @@ from harness.answers import KIT, PACKAGE, VARIANTS, answers_for, package_of, pyt
 from harness.docker import compose_images
 from harness.policy import require
 
-LONG_RUNNING = {"db", "backup", "redis", "web", "worker", "beat", "proxy"}
+LONG_RUNNING = {"db", "backup", "redis", "cache", "web", "worker", "beat", "proxy"}
 
 
 def compose(service, name="docker-compose.prod.yml"):
@@ -30,7 +30,7 @@ class TestProductionCompose:
     def test_services_follow_the_answers(self, render, variant):
         answers = answers_for(variant)
         services = compose(render(variant))["services"]
-        expected = {"db", "backup", "redis", "migrate", "web", "worker"}
+        expected = {"db", "backup", "redis", "cache", "migrate", "web", "worker"}
         if answers.get("use_celery_beat", True):
             expected.add("beat")
         if answers.get("reverse_proxy", "caddy") == "caddy":
@@ -57,6 +57,7 @@ class TestProductionCompose:
             assert services[name]["depends_on"] == {
                 "db": {"condition": "service_healthy"},
                 "redis": {"condition": "service_healthy"},
+                "cache": {"condition": "service_healthy"},
                 "migrate": {"condition": "service_completed_successfully"},
             }, name
 
@@ -86,9 +87,12 @@ class TestProductionCompose:
     def test_no_secret_is_inline(self, render, variant):
         text = (render(variant) / "docker-compose.prod.yml").read_text()
         for line in text.splitlines():
-            if re.search(r"(PASSWORD|SECRET|KEY)\w*:", line):
-                value = line.split(":", 1)[1].strip()
-                assert value.startswith("${"), line
+            # A mapping's value (NAME_PASSWORD: ...), or an item of a
+            # command (- ${REDIS_PASSWORD...}).
+            if key := re.match(r"\s*[\w-]*(PASSWORD|SECRET|KEY)\w*:(.*)", line):
+                assert key.group(2).strip().startswith("${"), line
+            elif item := re.match(r"\s*- (.*(PASSWORD|SECRET).*)", line):
+                assert item.group(1).startswith("${"), line
 
     def test_database_is_archived_into_a_repository_outside_the_volumes(self, render, variant):
         service = render(variant)

@@ -94,6 +94,7 @@ def test_shell_scripts_parse_and_are_executable(render, variant):
     assert {path.name for path in scripts} >= {
         "check_migrations.sh",
         "http_probe.sh",
+        "web_healthcheck.sh",
         "check_alive.sh",
         "backup.sh",
         "import-data.sh",
@@ -101,6 +102,7 @@ def test_shell_scripts_parse_and_are_executable(render, variant):
         "entrypoint.sh",
         "restore-check.sh",
         "media-backup.sh",
+        "app-role.sh",
     }
     for script in scripts:
         assert script.stat().st_mode & 0o111, f"{script.name} is not executable"

@@ -25,7 +25,7 @@
 # First everything is checked (the source can be read, the target is
 # empty), and nothing is stopped when something is wrong. Then web, worker
 # and beat are stopped; the database is recreated and loaded with pg_restore
-# (owned by this stack's POSTGRES_USER, whatever the old owner was); the
+# (owned by this stack's APP_DB_USER, whatever the old owner was); the
 # media files are copied into the media volume. The row count of every
 # table on the source and on the target, and the sha256 of every media file
 # before and after, are compared: on a difference the script stops there,
@@ -121,6 +121,7 @@ fi
 # The db image: this stack's PostgreSQL client, for the one-off containers.
 db_image=$(docker compose images --quiet db | head -n 1)
 target_user=$(docker compose exec -T db printenv POSTGRES_USER)
+app_user=$(docker compose exec -T db printenv APP_DB_USER)
 target_db=$(docker compose exec -T db printenv POSTGRES_DB)
 services=$(docker compose config --services)
 work=$(mktemp -d "${TMPDIR:-/tmp}/import-data.XXXXXX")
@@ -246,15 +247,16 @@ step "Stopping ${stop[*]}"
 docker compose stop "${stop[@]}"
 
 if [ -n "${dump}" ]; then
-    step "Loading the dump into ${target_db} as ${target_user}"
+    step "Loading the dump into ${target_db} as ${app_user}"
     started=${SECONDS}
-    target_psql --dbname=template1 --set=db="${target_db}" <<<'
+    target_psql --dbname=template1 --set=db="${target_db}" --set=owner="${app_user}" <<<'
         drop database if exists :"db" with (force);
-        create database :"db" template template0;'
-    # Owned by this stack's user; the old server's roles, grants, tablespaces
+        create database :"db" owner :"owner" template template0;'
+    target_psql --dbname="${target_db}" --set=owner="${app_user}" <<<'alter schema public owner to :"owner";'
+    # Owned by the app's role; the old server's roles, grants, tablespaces
     # and subscriptions stay behind.
     if ! docker compose run --rm --no-deps -T --volume="${dump}:/import/source.dump:ro" --entrypoint=pg_restore backup \
-        --username="${target_user}" --dbname="${target_db}" --no-owner --role="${target_user}" \
+        --username="${target_user}" --dbname="${target_db}" --no-owner --role="${app_user}" \
         --no-privileges --no-tablespaces --no-subscriptions --exit-on-error /import/source.dump 2>"${work}/errors"; then
         die "pg_restore failed: $(first_error "${work}/errors"); ${stop[*]} are left stopped: fix the cause and run again with --force"
     fi

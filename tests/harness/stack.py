@@ -5,8 +5,9 @@ test_backup.py, test_import_data.py and by the benchmarks.
 The compose file is the rendered one; which images it runs is said in .env
 (harness.docker.stack_images). The only additions, for Caddy stacks, are an
 override that gives Caddy its internal CA instead of Let's Encrypt (a test
-domain cannot get a public certificate) and publishes its ports on free
-loopback ports instead of the host's 80 and 443.
+domain cannot get a public certificate: the rendered Caddyfile with two
+more global options) and publishes its ports on free loopback ports
+instead of the host's 80 and 443.
 """
 
 from __future__ import annotations
@@ -26,16 +27,9 @@ from harness import docker as docker_env
 from harness.docker import docker, image_values
 from harness.policy import require
 
-# Certificates from Caddy's own CA; the rendered Caddyfile is imported, as it
-# is, after these global options.
-TEST_CADDYFILE = """\
-{
-\tlocal_certs
-\tskip_install_trust
-}
-
-import /etc/caddy/Caddyfile.site
-"""
+# Certificates from Caddy's own CA: added to the rendered Caddyfile's
+# global options (the block that opens the file, or a new one).
+TEST_GLOBAL_OPTIONS = "\tlocal_certs\n\tskip_install_trust\n"
 
 # (!override needs Compose 2.24.4 or later.)
 CADDY_OVERRIDE = """\
@@ -46,7 +40,6 @@ services:
       - "127.0.0.1::443"
     volumes:
       - ./test-caddy/Caddyfile:/etc/caddy/Caddyfile:ro
-      - ./Caddyfile:/etc/caddy/Caddyfile.site:ro
 """
 
 
@@ -93,6 +86,8 @@ def stack_values(image: str, **values: str) -> dict[str, str]:
     return {
         "SECRET_KEY": secrets.token_urlsafe(50),
         "POSTGRES_PASSWORD": secrets.token_hex(24),
+        "APP_DB_PASSWORD": secrets.token_hex(24),
+        "REDIS_PASSWORD": secrets.token_hex(24),
         "EMAIL_URL": "consolemail://",
         "IMAGE": image,
         **values,
@@ -118,7 +113,12 @@ def compose_files(service: Path) -> list[str]:
     files = ["docker-compose.prod.yml"]
     if "reverse_proxy: caddy" in (service / ".copier-answers.yml").read_text():
         (service / "test-caddy").mkdir(exist_ok=True)
-        (service / "test-caddy" / "Caddyfile").write_text(TEST_CADDYFILE)
+        caddyfile = (service / "Caddyfile").read_text()
+        if opening := re.search(r"^\{\n", caddyfile, re.M):
+            test_caddyfile = caddyfile[: opening.end()] + TEST_GLOBAL_OPTIONS + caddyfile[opening.end() :]
+        else:
+            test_caddyfile = "{\n" + TEST_GLOBAL_OPTIONS + "}\n\n" + caddyfile
+        (service / "test-caddy" / "Caddyfile").write_text(test_caddyfile)
         (service / "docker-compose.test.yml").write_text(CADDY_OVERRIDE)
         files.append("docker-compose.test.yml")
     return files

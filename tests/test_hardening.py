@@ -1,0 +1,464 @@
+"""Attacks on the rendered production stack, as an outsider (through Caddy)
+or as a flaw in one of its containers would make them: each one succeeded
+against an earlier release. Traffic goes only to the test's own stack, on
+loopback, and every attack is bounded in count and time.
+
+One stack (the defaults variant: Caddy, media on a volume) serves the
+module. The figures (time to refuse, memory, probe latencies) are printed
+at the end of the run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import functools
+import json
+import secrets
+import socket
+import ssl
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.answers import DOMAIN, KIT
+from harness.docker import docker
+from harness.service import wait_for
+from harness.stack import OperatorStack, operated_stack
+
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
+
+# Small enough to fill in the test, far below the stack's memory limits.
+CACHE_MAX_MEMORY_MB = 16
+GIB = 2**30
+MIB = 2**20
+
+
+class HardenedStack(OperatorStack):
+    """The stack, and HTTPS connections to its proxy checked against Caddy's internal CA."""
+
+    ca: Path
+
+    @functools.cached_property
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    @functools.cached_property
+    def port(self) -> int:
+        """Caddy's published HTTPS port (the proxy is never restarted here)."""
+        return int(self.compose("port", "proxy", "443").stdout.strip().rpartition(":")[2])
+
+    def connect(self, timeout: float = 10) -> ssl.SSLSocket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        return self.tls.wrap_socket(sock, server_hostname=DOMAIN)
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None, timeout: float = 10):
+        """(status, lower-cased headers, body) of one request on a new connection."""
+        with self.connect(timeout) as sock:
+            lines = [f"{method} {path} HTTP/1.1", f"Host: {DOMAIN}", "Connection: close"]
+            lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            return parse_response(read_all(sock))
+
+    def container_id(self, service: str) -> str:
+        return self.compose("ps", "--quiet", service).stdout.strip()
+
+    def memory(self, service: str) -> int:
+        """Bytes of memory the service's container uses now (its cgroup's count)."""
+        stats = docker("stats", "--no-stream", "--format", "{{json .}}", self.container_id(service)).stdout
+        used = json.loads(stats)["MemUsage"].split("/")[0].strip()
+        units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+        for unit in sorted(units, key=len, reverse=True):
+            if used.endswith(unit):
+                return int(float(used.removesuffix(unit)) * units[unit])
+        raise AssertionError(f"unreadable memory figure {used!r}")
+
+    def shell(self, code: str) -> str:
+        return self.exec("web", "python", "src/manage.py", "shell", "--no-imports", "-c", code).strip()
+
+
+def read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.fixture(scope="module")
+def stack(render, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("hardening")
+    with operated_stack(
+        render("defaults"),
+        directory,
+        "hardening",
+        HardenedStack,
+        CACHE_MAX_MEMORY=f"{CACHE_MAX_MEMORY_MB}mb",
+    ) as project:
+        project.ca = directory / "caddy-root.crt"
+
+        def https_answers():
+            project.ca.write_text(project.exec("proxy", "cat", "/data/caddy/pki/authorities/local/root.crt"))
+            return project.request("GET", "/health/")[0] == 200
+
+        wait_for(https_answers, timeout=60, interval=1, message="no HTTPS from Caddy with its internal CA")
+        yield project
+
+
+# --------------------------------------------------------------------------
+# Abusive clients
+# --------------------------------------------------------------------------
+
+
+def test_a_1_gib_upload_is_refused_at_the_proxy_before_web_stores_it(stack, figure):
+    """A 1 GiB multipart POST to the admin's login page: it was stored in full
+    in web's /tmp (memory) before CSRF answered 403."""
+    before, tmp_before = stack.memory("web"), web_tmp_kib(stack)
+    boundary = secrets.token_hex(8)
+    head = (
+        f"POST /admin/login/ HTTP/1.1\r\nHost: {DOMAIN}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {GIB}\r\n\r\n"
+    ).encode()
+    chunk = bytes(MIB)
+    sent, response = 0, b""
+    with stack.connect() as sock:
+        started = time.monotonic()
+        sock.sendall(head)
+        sock.setblocking(False)
+        # Send until the proxy answers (or the whole GiB has gone).
+        while sent < GIB and not response:
+            try:
+                sent += sock.send(chunk)
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                time.sleep(0.001)
+            except OSError:
+                break
+            with contextlib.suppress(BlockingIOError, ssl.SSLWantReadError):
+                response = sock.recv(65536)
+        sock.setblocking(True)
+        sock.settimeout(10)
+        if not response:
+            response = read_all(sock)
+        elapsed = time.monotonic() - started
+    status, _, _ = parse_response(response)
+    figure("1 GiB upload: refused after", f"{elapsed:.2f} s, {sent / MIB:.0f} MiB sent")
+    assert status == 413
+    assert elapsed < 1
+    grown = stack.memory("web") - before
+    figure("1 GiB upload: web's memory grew by", f"{grown / MIB:.1f} MiB")
+    assert grown < 50 * MIB
+    # Nothing of it reached web's temporary files.
+    assert web_tmp_kib(stack) - tmp_before < 1024
+
+
+def web_tmp_kib(stack: HardenedStack) -> int:
+    return int(stack.exec("web", "du", "-sk", "/tmp").split()[0])
+
+
+class SlowClients:
+    """Connections through the proxy that trickle their request: some never
+    finish their headers, the others their body. One thread keeps them all
+    alive with a byte every few seconds."""
+
+    def __init__(self, stack: HardenedStack, slow_headers: int, slow_bodies: int):
+        self.stack, self.slow_headers, self.stop = stack, slow_headers, threading.Event()
+        # Opened many at a time: all are in place within a second or two.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
+            self.sockets = list(pool.map(self.start, range(slow_headers + slow_bodies)))
+        self.thread = threading.Thread(target=self.trickle, daemon=True)
+        self.thread.start()
+
+    def start(self, index: int) -> ssl.SSLSocket:
+        sock = self.stack.connect()
+        if index < self.slow_headers:
+            sock.sendall(f"GET /health/ HTTP/1.1\r\nHost: {DOMAIN}\r\n".encode())
+        else:
+            # Past the CSRF origin and cookie checks: Django reads the body
+            # for the form's token.
+            sock.sendall(
+                f"POST /admin/login/ HTTP/1.1\r\nHost: {DOMAIN}\r\nOrigin: https://{DOMAIN}\r\n"
+                f"Referer: https://{DOMAIN}/admin/login/\r\nCookie: csrftoken={secrets.token_hex(16)}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n".encode()
+            )
+        return sock
+
+    def trickle(self):
+        while not self.stop.wait(2):
+            for index, sock in enumerate(self.sockets):
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"X-Slow: 1\r\n" if index < self.slow_headers else b"a")
+
+    def open(self) -> int:
+        """How many of the connections the proxy still holds open."""
+        count = 0
+        for sock in self.sockets:
+            sock.setblocking(False)
+            try:
+                count += sock.recv(1) != b""
+            except (BlockingIOError, ssl.SSLWantReadError):
+                count += 1
+            except OSError:
+                pass
+            finally:
+                sock.setblocking(True)
+        return count
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_slow_clients_through_the_proxy_do_not_starve_gunicorn(stack, figure):
+    """200 connections trickling their headers and 100 trickling a body:
+    bodies went straight to gunicorn's threads, and every probe failed."""
+    clients = SlowClients(stack, slow_headers=200, slow_bodies=100)
+    try:
+        # The attack is in place when the probes start.
+        held = clients.open()
+        latencies, failures = [], []
+        for _ in range(16):
+            started = time.monotonic()
+            try:
+                status = stack.request("GET", "/health/", timeout=1)[0]
+            except OSError as error:
+                status = repr(error)
+            latency = time.monotonic() - started
+            latencies.append(latency)
+            if status != 200 or latency >= 1:
+                failures.append((status, round(latency, 2)))
+            time.sleep(0.5)
+        # The proxy closes the connections whose headers never end at its
+        # read_header timeout (10 s); the bodies are still being read.
+        held_after = clients.open()
+    finally:
+        clients.close()
+    figure(
+        "health probes under 300 slow clients: median, max",
+        f"{statistics.median(latencies) * 1000:.0f} ms, {max(latencies) * 1000:.0f} ms",
+    )
+    figure("slow clients held open by the proxy: before, after the probes", f"{held}, {held_after} of 300")
+    assert not failures, f"{len(failures)} of {len(latencies)} probes failed or were slow: {failures[:3]}"
+    # The attack was in progress while the probes ran.
+    assert held >= 290
+    assert held_after >= 95
+
+
+# --------------------------------------------------------------------------
+# What the proxy answers
+# --------------------------------------------------------------------------
+
+
+def test_ready_is_not_public_but_answers_inside_the_stack(stack):
+    assert stack.request("GET", "/ready/")[0] == 404
+    assert stack.request("GET", "/health/")[0] == 200
+    assert stack.compose("exec", "-T", "web", "scripts/http_probe.sh", "/ready/", check=False).returncode == 0
+
+
+def test_media_files_carry_hsts_and_cross_origin_headers(stack):
+    name = stack.shell(
+        "from django.core.files.base import ContentFile; from django.core.files.storage import default_storage; "
+        "print(default_storage.save('hardening.txt', ContentFile(b'hello')))"
+    )
+    status, headers, body = stack.request("GET", f"/media/{name}")
+    assert (status, body) == (200, b"hello")
+    assert headers["strict-transport-security"].startswith("max-age=31536000")
+    assert headers["cross-origin-resource-policy"] == "same-origin"
+    assert "camera=()" in headers["permissions-policy"]
+
+
+def test_the_proxy_logs_each_request_as_one_json_line(stack):
+    marker = secrets.token_hex(6)
+    stack.request("GET", f"/health/?{marker}")
+
+    def logged():
+        logs = docker("logs", stack.container_id("proxy"))
+        for line in (logs.stdout + logs.stderr).splitlines():
+            if marker in line:
+                assert line.startswith("{"), line
+                return json.loads(line)
+        return None
+
+    entry = wait_for(logged, timeout=10, message="no access log line")
+    assert entry["request"]["uri"] == f"/health/?{marker}"
+    assert entry["status"] == 200
+    assert entry["request"]["remote_ip"]
+
+
+# --------------------------------------------------------------------------
+# Least privilege and isolation
+# --------------------------------------------------------------------------
+
+
+def test_the_app_connects_as_a_role_that_is_not_a_superuser(stack):
+    """The app's user was the superuser: COPY ... TO PROGRAM ran a shell
+    command in the db container, from the web container."""
+    app_user = stack.exec("db", "printenv", "APP_DB_USER").strip()
+    assert app_user != stack.exec("db", "printenv", "POSTGRES_USER").strip()
+    assert stack.shell("from django.db import connection; print(connection.settings_dict['USER'])") == app_user
+    assert stack.sql(f"select rolsuper from pg_roles where rolname = '{app_user}'") == "f"
+    # It owns the database and the tables the migrations made.
+    assert stack.sql("select pg_get_userbyid(datdba) from pg_database where datname = current_database()") == app_user
+    owners = stack.sql("select distinct tableowner from pg_tables where schemaname = 'public'")
+    assert owners == app_user
+    assert int(stack.sql("select count(*) from django_migrations")) > 10
+
+    marker = f"/tmp/hardening-{secrets.token_hex(4)}"
+    result = stack.compose(
+        "exec",
+        "-T",
+        "web",
+        "python",
+        "src/manage.py",
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.db import connection; connection.cursor().execute("
+        f"\"copy (select 1) to program 'touch {marker}'\")",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "pg_execute_server_program" in result.stderr or "must be superuser" in result.stderr
+    assert stack.compose("exec", "-T", "db", "test", "-e", marker, check=False).returncode == 1
+
+
+def reachable_from(stack: HardenedStack, service: str, host: str, port: int) -> str:
+    """What a connection from the service's network namespace to host:port
+    gets: "connected", or the error. Made from a throw-away container that
+    shares the service container's network (the proxy's image has no
+    Python)."""
+    code = (
+        "import socket, sys\n"
+        "try:\n"
+        f"    socket.create_connection(({host!r}, {port}), timeout=3).close()\n"
+        "    print('connected')\n"
+        "except OSError as error:\n"
+        "    print(type(error).__name__, error)\n"
+    )
+    image = json.loads(docker("inspect", stack.container_id("web")).stdout)[0]["Config"]["Image"]
+    return docker(
+        "run", "--rm", f"--network=container:{stack.container_id(service)}", "--entrypoint=python", image, "-c", code
+    ).stdout.strip()
+
+
+def test_the_proxy_reaches_web_but_not_the_database_or_redis(stack):
+    """From the internet-facing proxy, db:5432 and redis:6379 answered."""
+    assert reachable_from(stack, "proxy", "web", 8000) == "connected"
+    for host, port in [("db", 5432), ("redis", 6379), ("cache", 6379)]:
+        outcome = reachable_from(stack, "proxy", host, port)
+        assert outcome.startswith("gaierror"), (host, outcome)
+    # web, on the backend network, reaches both.
+    assert reachable_from(stack, "web", "db", 5432) == "connected"
+
+
+def redis_says(stack: HardenedStack, host: str, command: str) -> str:
+    """Redis's first reply line to a command sent without a password, from web."""
+    code = (
+        "import socket, sys\n"
+        f"s = socket.create_connection(({host!r}, 6379), timeout=5)\n"
+        f"s.sendall({(command + chr(13) + chr(10)).encode()!r})\n"
+        "print(s.recv(200).decode().splitlines()[0])\n"
+    )
+    return stack.exec("web", "python", "-c", code).strip()
+
+
+def test_redis_and_the_cache_refuse_commands_without_the_password(stack):
+    for host in ("redis", "cache"):
+        assert redis_says(stack, host, "PING").startswith("-NOAUTH"), host
+        assert redis_says(stack, host, "DBSIZE").startswith("-NOAUTH"), host
+    # The app has the password: /ready/ checks the cache and the broker.
+    assert stack.compose("exec", "-T", "web", "scripts/http_probe.sh", "/ready/", check=False).returncode == 0
+
+
+def queued(stack: HardenedStack) -> int:
+    return int(stack.exec("redis", "redis-cli", "llen", "celery").strip())
+
+
+def test_clearing_or_filling_the_cache_loses_no_queued_task(stack):
+    """Cache and broker shared Redis database 0: cache.clear() deleted the queued tasks."""
+    stack.compose("stop", "worker")
+    try:
+        stack.shell(f"from {KIT}.tasks import add; [add.delay(i, i) for i in range(3)]")
+        assert queued(stack) == 3
+        # Filled to four times its bound: the cache evicts its own keys.
+        stack.shell(
+            "from django.core.cache import cache\n"
+            f"for i in range({CACHE_MAX_MEMORY_MB * 4}): cache.set(f'filler-{{i}}', bytes(2**20), None)\n"
+            "cache.clear()"
+        )
+        assert queued(stack) == 3
+        evicted = stack.exec("cache", "redis-cli", "info", "stats")
+        assert int(dict(line.split(":") for line in evicted.split() if ":" in line)["evicted_keys"]) > 0
+    finally:
+        stack.compose("start", "worker")
+    wait_for(lambda: queued(stack) == 0, timeout=60, message="the worker never took the queued tasks")
+
+
+LONG_RUNNING = ("db", "backup", "redis", "cache", "web", "worker", "beat", "proxy")
+
+
+def test_every_container_drops_capabilities_and_is_bounded(stack):
+    containers = stack.by_service()
+    assert set(LONG_RUNNING) <= set(containers)
+    for service, (container,) in containers.items():
+        host = container["HostConfig"]
+        assert host["CapDrop"] == ["ALL"], service
+        assert "no-new-privileges:true" in host["SecurityOpt"], service
+        assert 0 < host["PidsLimit"] <= 4096, service
+        assert host["Memory"] > 0, service
+        assert host["LogConfig"]["Type"] == "json-file" and host["LogConfig"]["Config"]["max-size"], service
+        assert host["ReadonlyRootfs"], service
+        for mount in host.get("Tmpfs") or {}:
+            assert "size=" in host["Tmpfs"][mount], (service, mount)
+    # What each may add back, and no more.
+    added = {service: set(container["HostConfig"]["CapAdd"] or []) for service, (container,) in containers.items()}
+    for service in ("web", "worker", "beat", "migrate"):
+        assert added[service] == set(), service
+    assert added["proxy"] <= {"NET_BIND_SERVICE"}
+
+
+def test_the_app_image_has_no_setuid_or_setgid_file(stack):
+    found = stack.exec("web", "sh", "-c", "find / -xdev -type f -perm /6000 2>/dev/null; true")
+    assert found.strip() == ""
+
+
+# --------------------------------------------------------------------------
+# Last: it restarts web
+# --------------------------------------------------------------------------
+
+GUNICORN = """
+master=$(cat /proc/1/task/1/children)
+echo $master $(cat /proc/$master/task/*/children)
+"""
+
+
+def test_a_stuck_web_container_restarts_by_itself(stack, figure):
+    """Compose does not act on health: a stopped gunicorn stayed unhealthy
+    (and kept receiving traffic) until someone noticed."""
+    before = stack.state("web")["RestartCount"]
+    processes = stack.exec("web", "sh", "-c", GUNICORN).split()
+    assert len(processes) >= 2, processes
+    stuck = time.monotonic()
+    stack.exec("web", "kill", "-STOP", *processes)
+
+    def restarted():
+        state = stack.state("web")
+        return state["RestartCount"] > before and state.get("Health", {}).get("Status") == "healthy"
+
+    wait_for(restarted, timeout=120, interval=2, message="web was never restarted")
+    figure("a stuck web container: healthy again after", f"{time.monotonic() - stuck:.0f} s")
+    assert "watchdog: /health/ failed 3 checks in a row" in stack.logs("web")
+    assert stack.request("GET", "/health/")[0] == 200
