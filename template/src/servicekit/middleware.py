@@ -1,9 +1,8 @@
-import ipaddress
-
 from django.conf import settings
 
 from . import health
 from .csp import header_value
+from .proxy import TrustedProxies
 
 PROBES = {"/health/": health.liveness, "/ready/": health.readiness}
 
@@ -19,22 +18,13 @@ class TrustedProxyMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        allowed = settings.FORWARDED_ALLOW_IPS
-        self.trust_all = "*" in allowed
-        self.networks = [ipaddress.ip_network(entry, strict=False) for entry in allowed if entry != "*"]
+        self.proxies = TrustedProxies(settings.FORWARDED_ALLOW_IPS)
 
     def __call__(self, request):
-        if not self.trust_all and not self.is_proxy(request.META.get("REMOTE_ADDR", "")):
+        if not self.proxies.is_proxy(request.META.get("REMOTE_ADDR", "")):
             for key in [key for key in request.META if key.startswith("HTTP_X_FORWARDED_")]:
                 del request.META[key]
         return self.get_response(request)
-
-    def is_proxy(self, address):
-        try:
-            peer = ipaddress.ip_address(address)
-        except ValueError:  # a Unix socket peer has no address
-            return False
-        return any(peer in network for network in self.networks)
 
 
 class ProbeMiddleware:
