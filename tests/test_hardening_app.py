@@ -238,3 +238,21 @@ def test_passwords_are_long_hashed_with_argon2_and_old_hashes_still_log_in(
     session_cookie = SimpleCookie(headers["Set-Cookie"])["sessionid"]
     assert session_cookie["max-age"] == "1234"
     gunicorn.stop()
+
+
+# --- Logs ---------------------------------------------------------------------
+
+
+def test_requests_for_unknown_hosts_log_one_warning_line_each(service, postgres_server, redis_server, tmp_path):
+    gunicorn, _ = start_gunicorn(service, postgres_server, redis_server, tmp_path)
+    for number in range(10):
+        status, _, _ = gunicorn.request(
+            "GET", f"/?scan={number}", headers={"Host": "attacker.example.com", "X-Forwarded-Proto": "https"}
+        )
+        assert status == 400
+    gunicorn.stop()
+
+    lines = [line for line in gunicorn.log().splitlines() if "Invalid HTTP_HOST header" in line]
+    assert len(lines) == 10, gunicorn.log()[-3000:]
+    assert all(" WARNING django.security.DisallowedHost " in line for line in lines), lines
+    assert "Traceback" not in gunicorn.log()
