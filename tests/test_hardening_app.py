@@ -256,3 +256,18 @@ def test_requests_for_unknown_hosts_log_one_warning_line_each(service, postgres_
     assert len(lines) == 10, gunicorn.log()[-3000:]
     assert all(" WARNING django.security.DisallowedHost " in line for line in lines), lines
     assert "Traceback" not in gunicorn.log()
+
+
+# --- Headers ------------------------------------------------------------------
+
+
+def test_responses_deny_browser_features_and_cross_origin_embedding(service, postgres_server, redis_server, tmp_path):
+    gunicorn, _ = start_gunicorn(service, postgres_server, redis_server, tmp_path)
+    for path, expected_status in [("/admin/login/", 200), ("/no-such-page/", 404)]:
+        status, headers, _ = gunicorn.request("GET", path, headers=PROXIED)
+        headers = {name.lower(): value for name, value in headers}
+        assert status == expected_status
+        assert headers["cross-origin-resource-policy"] == "same-origin"
+        denied = set(headers["permissions-policy"].split(", "))
+        assert {"camera=()", "microphone=()", "geolocation=()", "payment=()", "usb=()"} <= denied
+    gunicorn.stop()
