@@ -258,6 +258,24 @@ def test_requests_for_unknown_hosts_log_one_warning_line_each(service, postgres_
     assert "Traceback" not in gunicorn.log()
 
 
+def test_the_access_log_names_the_client_behind_a_trusted_proxy_only(service, postgres_server, redis_server, tmp_path):
+    for trusted, log_name in [("127.0.0.1", "gunicorn-trusted"), ("10.9.9.9", "gunicorn-untrusted")]:
+        gunicorn, _ = start_gunicorn(
+            service, postgres_server, redis_server, tmp_path, log_name=log_name, FORWARDED_ALLOW_IPS=trusted
+        )
+        # The client put an address of its own choosing first; the proxy appended the real one.
+        status, _, _ = gunicorn.request(
+            "GET", "/health/?access-log", headers={"X-Forwarded-For": f"192.0.2.66, {CLIENT}"}
+        )
+        assert status == 200
+        gunicorn.stop()
+        lines = [line for line in gunicorn.log().splitlines() if "/health/?access-log" in line]
+        assert len(lines) == 1, gunicorn.log()[-3000:]
+        expected = CLIENT if trusted == "127.0.0.1" else "127.0.0.1"
+        assert lines[0].startswith(f"{expected} - "), lines
+        assert "192.0.2.66" not in lines[0]
+
+
 # --- Headers ------------------------------------------------------------------
 
 
