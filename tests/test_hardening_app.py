@@ -289,3 +289,59 @@ def test_responses_deny_browser_features_and_cross_origin_embedding(service, pos
         denied = set(headers["permissions-policy"].split(", "))
         assert {"camera=()", "microphone=()", "geolocation=()", "payment=()", "usb=()"} <= denied
     gunicorn.stop()
+
+
+# --- Configuration errors -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ALLOWED_HOSTS", f"https://{DOMAIN}"),
+        ("ALLOWED_HOSTS", f"{DOMAIN}:443"),
+        ("ALLOWED_HOSTS", f"{DOMAIN}/admin"),
+        ("ALLOWED_HOSTS", "bücher.example"),
+        ("ALLOWED_HOSTS", f"{DOMAIN},*"),
+        ("CSRF_TRUSTED_ORIGINS", DOMAIN),
+        ("CSRF_TRUSTED_ORIGINS", f"https://{DOMAIN}/"),
+        ("CSRF_TRUSTED_ORIGINS", f"https://{DOMAIN}/admin/"),
+        ("CSRF_TRUSTED_ORIGINS", "https://bücher.example"),
+        ("CSRF_TRUSTED_ORIGINS", f"https://{DOMAIN}:port"),
+    ],
+)
+def test_malformed_hosts_and_origins_stop_start_up(service, variable, value):
+    env = service.production_env("postgres://app:password@db:5432/app", "redis://redis:6379/0", **{variable: value})
+    result = service.manage("check", env=env, check=False)
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {variable} must" in result.stderr, result.stderr[-2000:]
+
+
+def test_well_formed_hosts_and_origins_are_accepted(service):
+    env = service.production_env(
+        "postgres://app:password@db:5432/app",
+        "redis://redis:6379/0",
+        ALLOWED_HOSTS=f"{DOMAIN},.{DOMAIN},xn--bcher-kva.example,192.0.2.10,[2001:db8::1]",
+        CSRF_TRUSTED_ORIGINS=f"https://{DOMAIN},https://*.{DOMAIN},http://localhost:8000",
+    )
+    result = service.manage("check", env=env, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("separator", ["/", "#", "?", "@"])
+@pytest.mark.parametrize("variable", ["DATABASE_URL", "REDIS_URL", "EMAIL_URL"])
+def test_a_url_with_an_unencoded_password_stops_start_up_without_showing_it(service, variable, separator):
+    password = f"leakfirst{separator}leaksecond"
+    urls = {
+        "DATABASE_URL": f"postgres://app:{password}@db:5432/app",
+        "REDIS_URL": f"redis://:{password}@redis:6379/0",
+        "EMAIL_URL": f"smtp+tls://mailer:{password}@smtp.example.org:587",
+    }
+    env = service.production_env(urls["DATABASE_URL"], urls["REDIS_URL"], EMAIL_URL=urls["EMAIL_URL"])
+    for other in urls.keys() - {variable}:
+        env[other] = urls[other].replace(password, "fine")
+    result = service.manage("check", env=env, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {variable} is not a valid URL" in result.stderr, output[-2000:]
+    assert "leakfirst" not in output and "leaksecond" not in output
+
