@@ -5,6 +5,8 @@ and headers that lie about the client's address."""
 import http.client
 import re
 import signal
+import socket
+import time
 import uuid
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode
@@ -291,6 +293,33 @@ def test_responses_deny_browser_features_and_cross_origin_embedding(service, pos
     gunicorn.stop()
 
 
+# --- E-mail -------------------------------------------------------------------
+
+
+def test_sending_mail_to_a_server_that_never_answers_fails_within_email_timeout(service, tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        # The kernel completes the connection (the backlog); nothing ever answers.
+        port = silent.getsockname()[1]
+        env = service.production_env(
+            "postgres://app:password@db:5432/app",
+            "redis://redis:6379/0",
+            EMAIL_URL=f"smtp://127.0.0.1:{port}",
+            EMAIL_TIMEOUT=2,
+        )
+        started = time.monotonic()
+        result = service.python(
+            "import django; django.setup(); from django.core.mail import send_mail; "
+            "send_mail('subject', 'body', None, ['ops@example.org'])",
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert "TimeoutError" in result.stderr or "timed out" in result.stderr, result.stderr[-2000:]
+    assert elapsed < 3 * 2 + 5, elapsed  # the timeout, plus Python and Django starting
+
+
 # --- Configuration errors -----------------------------------------------------
 
 
@@ -344,4 +373,3 @@ def test_a_url_with_an_unencoded_password_stops_start_up_without_showing_it(serv
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {variable} is not a valid URL" in result.stderr, output[-2000:]
     assert "leakfirst" not in output and "leaksecond" not in output
-
