@@ -16,6 +16,7 @@ before loading Django).
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -91,7 +92,28 @@ class Env:
         if not separator or scheme not in schemes:
             expected = " or ".join(f"{scheme}://" for scheme in schemes)
             raise ImproperlyConfigured(f"{name} must be a URL starting with {expected}.")
+        self._check_url(name, text)
         return text
+
+    @staticmethod
+    def _check_url(name, url):
+        """Refuses a URL whose password (or user name) holds a character that
+        ends that part early: it would be read as the host, port, path or
+        fragment, and the error would then show part of the password. The
+        message never includes the URL."""
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError when the port is not a number
+        except ValueError:
+            broken = True
+        else:
+            # More than one "@" leaves it to each parser to guess which one ends the password.
+            broken = "#" in url or parts.netloc.count("@") > 1 or "@" in parts.path or "@" in parts.query
+        if broken:
+            raise ImproperlyConfigured(
+                f"{name} is not a valid URL: a '/', '#', '?' or '@' in its user name or password must be "
+                "percent-encoded (%2F, %23, %3F, %40), e.g. with urllib.parse.quote(password, safe='')."
+            )
 
     def database(self, name, schemes, default=REQUIRED):
         """Django's DATABASES entry for a database URL."""
@@ -102,14 +124,20 @@ class Env:
     def email(self, name, default=REQUIRED):
         """Django's e-mail settings (EMAIL_BACKEND, EMAIL_HOST, ...) for an e-mail URL."""
         text = self.value(name, default)
-        return default if text is None else self._parsed(name, environ.Env.email_url_config, text)
+        if text is None:
+            return default
+        self._check_url(name, text)
+        return self._parsed(name, environ.Env.email_url_config, text)
 
     @staticmethod
     def _parsed(name, parse, url):
+        # The parser's own message may quote the URL, password included.
         try:
             return parse(url)
-        except (ValueError, KeyError) as error:
-            raise ImproperlyConfigured(f"{name} is not a valid URL: {error}") from None
+        except KeyError:
+            raise ImproperlyConfigured(f"{name} has a scheme that is not supported.") from None
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} is not a valid URL.") from None
 
 
 env = Env()

@@ -1,9 +1,8 @@
-import ipaddress
-
 from django.conf import settings
 
 from . import health
 from .csp import header_value
+from .proxy import TrustedProxies
 
 PROBES = {"/health/": health.liveness, "/ready/": health.readiness}
 
@@ -19,22 +18,13 @@ class TrustedProxyMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        allowed = settings.FORWARDED_ALLOW_IPS
-        self.trust_all = "*" in allowed
-        self.networks = [ipaddress.ip_network(entry, strict=False) for entry in allowed if entry != "*"]
+        self.proxies = TrustedProxies(settings.FORWARDED_ALLOW_IPS)
 
     def __call__(self, request):
-        if not self.trust_all and not self.is_proxy(request.META.get("REMOTE_ADDR", "")):
+        if not self.proxies.is_proxy(request.META.get("REMOTE_ADDR", "")):
             for key in [key for key in request.META if key.startswith("HTTP_X_FORWARDED_")]:
                 del request.META[key]
         return self.get_response(request)
-
-    def is_proxy(self, address):
-        try:
-            peer = ipaddress.ip_address(address)
-        except ValueError:  # a Unix socket peer has no address
-            return False
-        return any(peer in network for network in self.networks)
 
 
 class ProbeMiddleware:
@@ -75,3 +65,41 @@ class ContentSecurityPolicyMiddleware:
             if value:
                 response.headers.setdefault(header, value)
         return response
+
+
+class PermissionsPolicyMiddleware:
+    """Sends settings.SECURE_PERMISSIONS_POLICY as Permissions-Policy and
+    Cross-Origin-Resource-Policy: same-origin on every response that does not
+    set its own.
+
+    The Permissions-Policy denies the browser features a page of this service
+    has no use for (camera, microphone, location, payments...), so that an
+    injected script or a framed page cannot ask for them either. Cross-Origin-
+    Resource-Policy stops other sites from embedding this service's responses
+    (images, scripts, JSON) in their pages.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.headers = {
+            "Permissions-Policy": permissions_policy(getattr(settings, "SECURE_PERMISSIONS_POLICY", {})),
+            "Cross-Origin-Resource-Policy": "same-origin",
+        }
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        for header, value in self.headers.items():
+            if value:
+                response.headers.setdefault(header, value)
+        return response
+
+
+def permissions_policy(policy):
+    """The header for a dict of feature -> allowed origins: an empty list
+    denies the feature everywhere, "self" allows this site, other origins are
+    written as URLs (https://maps.example.org)."""
+    features = []
+    for feature, origins in policy.items():
+        allowed = [origin if origin in ("self", "*") else f'"{origin}"' for origin in origins]
+        features.append(f"{feature}=({' '.join(allowed)})")
+    return ", ".join(features)

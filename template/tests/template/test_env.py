@@ -82,3 +82,12 @@ def test_development_settings_follow_the_rule(settings):
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [True, 300, "django.db.backends.sqlite3"]
+
+
+def test_a_url_whose_password_is_not_encoded_is_refused_without_showing_it():
+    env = Env({"DATABASE_URL": "postgres://app:first#second@db:5432/app"})
+
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL is not a valid URL") as error:
+        env.database("DATABASE_URL", ["postgres"])
+
+    assert "first" not in str(error.value) and "second" not in str(error.value)

@@ -1,6 +1,8 @@
 import pytest
 from django.test import Client
 
+from servicekit.proxy import TrustedProxies
+
 
 @pytest.fixture
 def behind_proxy(settings):
@@ -32,3 +34,21 @@ def test_star_trusts_every_peer(behind_proxy):
     behind_proxy.FORWARDED_ALLOW_IPS = ["*"]
 
     assert get("203.0.113.9").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "client"),
+    [
+        # The proxy appended the address it saw; the client wrote the rest.
+        ("10.0.0.7", "192.0.2.66, 203.0.113.9", "203.0.113.9"),
+        # Proxies in a chain are skipped, from the right.
+        ("10.0.0.7", "203.0.113.9, 10.0.0.8", "203.0.113.9"),
+        # Anyone else's X-Forwarded-For is their own claim.
+        ("203.0.113.9", "192.0.2.66", "203.0.113.9"),
+        # A malformed entry: the last address a proxy vouched for.
+        ("10.0.0.7", "203.0.113.9, not-an-address", "10.0.0.7"),
+        ("10.0.0.7", "", "10.0.0.7"),
+    ],
+)
+def test_the_client_is_the_nearest_address_that_is_not_a_proxy(peer, forwarded_for, client):
+    assert TrustedProxies("10.0.0.0/24").client(peer, forwarded_for) == client

@@ -13,6 +13,10 @@ SECRET_KEY = "test-only-secret-key-not-used-anywhere-else-0123456789"  # noqa: S
 ALLOWED_HOSTS = ["testserver", "localhost"]
 # Fast hashing: the tests do not need slow password hashes.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The login throttle needs the request, which the test client's login() does
+# not pass to authenticate(). A test of the throttle turns it on with
+# override_settings(AXES_ENABLED=True).
+AXES_ENABLED = False
 
 # --- Database, cache and Celery broker ---------------------------------------
 DATABASES = {
