@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.http import HttpResponse
 
 from . import health
 from .csp import header_value
@@ -42,6 +43,33 @@ class ProbeMiddleware:
         probe = PROBES.get(request.path_info)
         if probe is not None and request.method in ("GET", "HEAD"):
             return probe(request)
+        return self.get_response(request)
+
+
+class RequestBodyLimitMiddleware:
+    """Refuses a request whose announced body is over
+    settings.REQUEST_BODY_MAX_BYTES with 413, before a byte of it is read.
+
+    The proxy in front enforces the same limit (and reads bodies of unknown
+    length up to it); this is the bound when a request reaches gunicorn some
+    other way. Within it, Django's own limits apply: form fields in memory up
+    to DATA_UPLOAD_MAX_MEMORY_SIZE, uploaded files in memory up to
+    FILE_UPLOAD_MAX_MEMORY_SIZE, then in a temporary file.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.limit = settings.REQUEST_BODY_MAX_BYTES
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > self.limit:
+            return HttpResponse(
+                f"Request body too large: at most {self.limit} bytes.\n", status=413, content_type="text/plain"
+            )
         return self.get_response(request)
 
 
