@@ -14,6 +14,7 @@ import concurrent.futures
 import contextlib
 import functools
 import json
+import re
 import secrets
 import socket
 import ssl
@@ -21,6 +22,7 @@ import statistics
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -257,6 +259,63 @@ def test_slow_clients_through_the_proxy_do_not_starve_gunicorn(stack, figure):
     assert held_after >= 95
 
 
+class Browser:
+    """A browser at the test's address, through the proxy: keeps its cookies
+    and sends the login form with its CSRF token."""
+
+    def __init__(self, stack: HardenedStack):
+        self.stack, self.cookies = stack, {}
+
+    def send(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None):
+        with self.stack.connect() as sock:
+            lines = [f"{method} {path} HTTP/1.1", f"Host: {DOMAIN}", "Connection: close"]
+            lines.append("Cookie: " + "; ".join(f"{name}={value}" for name, value in self.cookies.items()))
+            lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+            lines.append(f"Content-Length: {len(body)}")
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+            raw = read_all(sock)
+        for cookie in re.findall(rb"^set-cookie: ([^=]+)=([^;]*)", raw.partition(b"\r\n\r\n")[0], re.I | re.M):
+            self.cookies[cookie[0].decode()] = cookie[1].decode()
+        return parse_response(raw)
+
+    def log_in(self, username: str, password: str) -> int:
+        status, _, page = self.send("GET", "/admin/login/")
+        assert status == 200, page[:300]
+        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
+        form = urlencode({"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/admin/"})
+        origin = f"https://{DOMAIN}"
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": origin,
+            "Referer": f"{origin}/admin/login/",
+        }
+        return self.send("POST", "/admin/login/", form.encode(), headers)[0]
+
+
+def test_password_guessing_through_the_proxy_is_locked_out_and_logged_with_the_client_address(stack):
+    """40 wrong passwords in a row were all tried, then the right one logged in."""
+    limit = int(stack.exec("web", "sh", "-c", "echo ${AXES_FAILURE_LIMIT:-5}"))
+    passwords = {"alice": secrets.token_urlsafe(16), "bob": secrets.token_urlsafe(16)}
+    stack.shell(
+        "from django.contrib.auth import get_user_model\n"
+        f"for name, password in {passwords!r}.items():\n"
+        "    get_user_model().objects.create_superuser(name, f'{name}@example.org', password)"
+    )
+    attacker = Browser(stack)
+    statuses = [attacker.log_in("alice", f"guess {attempt}") for attempt in range(limit + 1)]
+    # The form again for the first guesses, then 429: the limit-th is refused.
+    assert statuses[: limit - 1] == [200] * (limit - 1) and set(statuses[limit - 1 :]) == {429}, statuses
+    assert attacker.log_in("alice", passwords["alice"]) == 429
+    # Another user, from the same address, is not locked out.
+    assert Browser(stack).log_in("bob", passwords["bob"]) == 302
+
+    # The lockout is logged at WARNING with the address the proxy saw.
+    access_log = docker("logs", stack.container_id("proxy")).stderr.splitlines()
+    client = json.loads([line for line in access_log if "/admin/login/" in line][-1])["request"]["remote_ip"]
+    lockouts = [line for line in stack.logs("web").splitlines() if "Locking out" in line]
+    assert lockouts and all("WARNING" in line and client in line for line in lockouts), (client, lockouts)
+
+
 # --------------------------------------------------------------------------
 # What the proxy answers
 # --------------------------------------------------------------------------
@@ -439,9 +498,10 @@ def test_the_app_image_has_no_setuid_or_setgid_file(stack):
 # Last: it restarts web
 # --------------------------------------------------------------------------
 
+# gunicorn's master (the child of the container's init) and its workers.
 GUNICORN = """
-master=$(cat /proc/1/task/1/children)
-echo $master $(cat /proc/$master/task/*/children)
+read -r master _ </proc/1/task/1/children
+echo "$master" $(cat /proc/"$master"/task/*/children)
 """
 
 
@@ -452,7 +512,7 @@ def test_a_stuck_web_container_restarts_by_itself(stack, figure):
     processes = stack.exec("web", "sh", "-c", GUNICORN).split()
     assert len(processes) >= 2, processes
     stuck = time.monotonic()
-    stack.exec("web", "kill", "-STOP", *processes)
+    stack.exec("web", "sh", "-c", 'kill -STOP "$@"', "sh", *processes)
 
     def restarted():
         state = stack.state("web")

@@ -26,9 +26,9 @@ echo "${failures}" >"${state}"
 if [ "${allowed}" -gt 0 ] && [ "${failures}" -ge "${allowed}" ]; then
     init=$(cat /proc/1/comm)
     if [ "${init}" = docker-init ] || [ "${init}" = tini ]; then
-        master=$(cat /proc/1/task/1/children)
+        read -r master _ </proc/1/task/1/children
         echo "watchdog: /health/ failed ${failures} checks in a row: killing gunicorn (pid ${master}) so that the container restarts" >/proc/1/fd/2
-        kill -KILL ${master}
+        kill -KILL "${master}"
     fi
 fi
 exit 1
