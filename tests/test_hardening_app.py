@@ -13,9 +13,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from harness.answers import DOMAIN, answers_for
+from harness.answers import DOMAIN
 from harness.servers import free_port
-from harness.service import http_get, log_of, prepare_service, wait_for
+from harness.service import http_get, log_of, variant_service, wait_for
 
 pytestmark = pytest.mark.service
 
@@ -26,10 +26,7 @@ CLIENT = "203.0.113.7"
 
 @pytest.fixture(scope="module", params=VARIANTS)
 def service(request, render, tmp_path_factory):
-    path = tmp_path_factory.mktemp(f"hardening-{request.param}") / "service"
-    service = prepare_service(render(request.param), path, answers_for(request.param))
-    yield service
-    service.close()
+    yield from variant_service(render, tmp_path_factory, request.param, "hardening")
 
 
 def fresh_database(postgres_server):

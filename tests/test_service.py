@@ -12,7 +12,7 @@ import pytest
 from harness.answers import DOMAIN, KIT, answers_for
 from harness.answers import VARIANTS as VARIANTS_ALL
 from harness.servers import PostgresServer, RedisServer, free_port
-from harness.service import http_get, log_of, prepare_service, wait_for
+from harness.service import http_get, log_of, prepare_service, variant_service, wait_for
 
 pytestmark = pytest.mark.service
 
@@ -21,10 +21,7 @@ VARIANTS = ["defaults", "s3-no-proxy-no-beat-sentry"]
 
 @pytest.fixture(scope="module", params=VARIANTS)
 def service(request, render, tmp_path_factory):
-    path = tmp_path_factory.mktemp(f"run-{request.param}") / "service"
-    service = prepare_service(render(request.param), path, answers_for(request.param))
-    yield service
-    service.close()
+    yield from variant_service(render, tmp_path_factory, request.param)
 
 
 def is_s3(service):

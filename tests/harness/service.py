@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from harness import processes
-from harness.answers import package_of, python_version_of
+from harness.answers import answers_for, package_of, python_version_of
 from harness.policy import require
 
 # A valid production SECRET_KEY (50+ random characters), for tests only.
@@ -176,6 +176,15 @@ def prepare_service(source, destination, answers):
     static files) with the virtualenv of its requirements, as a Service."""
     shutil.copytree(source, destination)
     return Service(destination, service_venv(destination, python_version_of(answers)), package_of(answers), answers)
+
+
+def variant_service(render, tmp_path_factory, variant, prefix="run"):
+    """A module fixture's body: the variant rendered and prepared in a
+    directory of its own, its processes stopped at the end."""
+    path = tmp_path_factory.mktemp(f"{prefix}-{variant}") / "service"
+    service = prepare_service(render(variant), path, answers_for(variant))
+    yield service
+    service.close()
 
 
 def log_of(process):

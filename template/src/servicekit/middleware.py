@@ -73,19 +73,14 @@ class RequestBodyLimitMiddleware:
         return self.get_response(request)
 
 
-class ContentSecurityPolicyMiddleware:
-    """Sends settings.SECURE_CSP as Content-Security-Policy, and
-    settings.SECURE_CSP_REPORT_ONLY as Content-Security-Policy-Report-Only,
-    on every response that does not set its own: what Django 6's
-    django.middleware.csp.ContentSecurityPolicyMiddleware does with the same
-    settings (see servicekit.csp)."""
+class DefaultHeadersMiddleware:
+    """Adds self.headers to every response that does not set its own (an
+    empty value adds nothing)."""
+
+    headers: dict[str, str] = {}
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.headers = {
-            "Content-Security-Policy": header_value(getattr(settings, "SECURE_CSP", {})),
-            "Content-Security-Policy-Report-Only": header_value(getattr(settings, "SECURE_CSP_REPORT_ONLY", {})),
-        }
 
     def __call__(self, request):
         response = self.get_response(request)
@@ -95,7 +90,22 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
-class PermissionsPolicyMiddleware:
+class ContentSecurityPolicyMiddleware(DefaultHeadersMiddleware):
+    """Sends settings.SECURE_CSP as Content-Security-Policy, and
+    settings.SECURE_CSP_REPORT_ONLY as Content-Security-Policy-Report-Only,
+    on every response that does not set its own: what Django 6's
+    django.middleware.csp.ContentSecurityPolicyMiddleware does with the same
+    settings (see servicekit.csp)."""
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        self.headers = {
+            "Content-Security-Policy": header_value(getattr(settings, "SECURE_CSP", {})),
+            "Content-Security-Policy-Report-Only": header_value(getattr(settings, "SECURE_CSP_REPORT_ONLY", {})),
+        }
+
+
+class PermissionsPolicyMiddleware(DefaultHeadersMiddleware):
     """Sends settings.SECURE_PERMISSIONS_POLICY as Permissions-Policy and
     Cross-Origin-Resource-Policy: same-origin on every response that does not
     set its own.
@@ -108,18 +118,11 @@ class PermissionsPolicyMiddleware:
     """
 
     def __init__(self, get_response):
-        self.get_response = get_response
+        super().__init__(get_response)
         self.headers = {
             "Permissions-Policy": permissions_policy(getattr(settings, "SECURE_PERMISSIONS_POLICY", {})),
             "Cross-Origin-Resource-Policy": "same-origin",
         }
-
-    def __call__(self, request):
-        response = self.get_response(request)
-        for header, value in self.headers.items():
-            if value:
-                response.headers.setdefault(header, value)
-        return response
 
 
 def permissions_policy(policy):
