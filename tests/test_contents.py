@@ -41,6 +41,15 @@ class TestProductionCompose:
             "verify": ["tools"]
         }
 
+    def test_only_web_or_the_proxy_is_published_and_web_only_on_loopback_by_default(self, render, variant):
+        services = compose(render(variant))["services"]
+        published = {name: spec["ports"] for name, spec in services.items() if "ports" in spec}
+        if answers_for(variant).get("reverse_proxy", "caddy") == "caddy":
+            assert set(published) == {"proxy"}
+        else:
+            # A port published on every interface bypasses the host's firewall.
+            assert published == {"web": ["${WEB_BIND:-127.0.0.1}:${WEB_PORT:-8000}:8000"]}
+
     def test_migrate_is_the_only_migrator(self, render, variant):
         services = compose(render(variant))["services"]
         migrate = services["migrate"]

@@ -394,6 +394,37 @@ def test_the_app_connects_as_a_role_that_is_not_a_superuser(stack):
     assert stack.compose("exec", "-T", "db", "test", "-e", marker, check=False).returncode == 1
 
 
+def test_make_db_app_role_hands_an_older_database_over_to_the_app_role(stack):
+    """A database made by an earlier release: its tables belong to the
+    superuser, the app's old user. `make db-app-role` gives them to
+    APP_DB_USER, and refuses to make the superuser the app's role."""
+    app_user = stack.exec("db", "printenv", "APP_DB_USER").strip()
+    stack.sql("create table legacy_rows (id bigint generated always as identity primary key, note text)")
+    stack.sql("create view legacy_notes as select note from legacy_rows")
+    assert stack.sql("select tableowner from pg_tables where tablename = 'legacy_rows'") != app_user
+
+    result = stack.operator("make", "db-app-role")
+    assert result.returncode == 0, result.stderr
+    assert f"app-role: {app_user} owns" in result.stdout
+    owners = stack.sql(
+        "select distinct pg_get_userbyid(relowner) from pg_class "
+        "where relname in ('legacy_rows', 'legacy_notes', 'legacy_rows_id_seq')"
+    )
+    assert owners == app_user
+    # The app can now change the table, as a migration would.
+    stack.shell(
+        "from django.db import connection; connection.cursor().execute('alter table legacy_rows add column done bool')"
+    )
+    assert stack.sql(f"select rolsuper from pg_roles where rolname = '{app_user}'") == "f"
+
+    superuser = stack.exec("db", "printenv", "POSTGRES_USER").strip()
+    refused = stack.compose(
+        "exec", "-T", "--env", f"APP_DB_USER={superuser}", "db", "app-role", check=False
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "APP_DB_USER and POSTGRES_USER are both" in refused.stderr
+
+
 def reachable_from(stack: HardenedStack, service: str, host: str, port: int) -> str:
     """What a connection from the service's network namespace to host:port
     gets: "connected", or the error. Made from a throw-away container that

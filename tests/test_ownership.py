@@ -74,6 +74,7 @@ def test_base_settings_are_in_headed_sections(render):
     assert headings == [
         "Applications",
         "Security",
+        "Passwords, logins and sessions",
         "Database",
         "Internationalisation",
         "Static and media files",
