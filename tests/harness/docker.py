@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -55,6 +56,8 @@ STAND_IN_NAMESPACE = "localhost/template-standin"
 # Stand-ins also carry this label: an image under an official name that has
 # it was made by an earlier version of these tests, and is not the real one.
 STAND_IN_LABEL = "org.opencontainers.image.description=stand-in built by the template's tests"
+# And this one, the digest of the files they were built from.
+SOURCE_LABEL = "org.template-standin.source"
 STAND_IN_BASE = STAND_IN_NAMESPACE + "/python:{version}-slim-{release}"
 # ${NAME:-default}, as the rendered compose files name their images.
 IMAGE_VARIABLE = re.compile(r"^\$\{([A-Z][A-Z0-9_]*_IMAGE):-([^}]+)\}$")
@@ -233,19 +236,34 @@ def _stand_in_build(name: str) -> tuple[str, dict[str, str], str]:
     raise ImageError(f"{name} cannot be pulled, and there is no stand-in for it")
 
 
+def _stand_in_source(directory: Path, args: dict[str, str]) -> str:
+    """A digest of what a stand-in is built from: its files and build arguments."""
+    digest = hashlib.sha256(json.dumps(args, sort_keys=True).encode())
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _server_image(name: str, base: str | None = None) -> Image:
     """The official image, or its stand-in built on base (the stack's Python
-    base image) when its Debian release is trixie, else on that release's."""
+    base image) when its Debian release is trixie, else on that release's.
+    A stand-in built from other files (an older version of these tests) is
+    built again."""
     if found := _official(name):
         return found
     stand_in = stand_in_name(name)
-    if not image_exists(stand_in):
-        directory, args, release = _stand_in_build(name)
+    directory, args, release = _stand_in_build(name)
+    source = _stand_in_source(OFFLINE / "standins" / directory, args)
+    built_from = docker(
+        "image", "inspect", "--format", f'{{{{index .Config.Labels "{SOURCE_LABEL}"}}}}', stand_in, check=False
+    )
+    if built_from.returncode != 0 or built_from.stdout.strip() != source:
         if base is None or release != DEBIAN_SUITE:
             base = _python_base(DEBIAN_RELEASES[release][0], release).name
         build_args = [f"--build-arg={key}={value}" for key, value in {"BASE_IMAGE": base, **args}.items()]
-        standins = OFFLINE / "standins"
-        docker("build", "--quiet", f"--label={STAND_IN_LABEL}", *build_args, "-t", stand_in, str(standins / directory))
+        labels = [f"--label={STAND_IN_LABEL}", f"--label={SOURCE_LABEL}={source}"]
+        docker("build", "--quiet", *labels, *build_args, "-t", stand_in, str(OFFLINE / "standins" / directory))
     return Image(stand_in, "stand-in")
 
 
