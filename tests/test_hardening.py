@@ -332,6 +332,20 @@ def test_password_guessing_through_the_proxy_is_locked_out_and_logged_with_the_c
     assert lockouts and all("WARNING" in line and client in line for line in lockouts), (client, lockouts)
 
 
+def test_a_burst_of_logins_over_many_usernames_does_not_exhaust_web(stack, figure):
+    """Every login attempt hashes a password, for a user that does not exist
+    too, and the throttle counts per username: guesses spread over usernames
+    all reach the hasher. At Django's Argon2 cost (100 MiB a hash), gunicorn's
+    threads hashing at once took web past its memory limit."""
+    before = stack.state("web")["RestartCount"]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=24) as pool:
+        statuses = list(pool.map(lambda i: Browser(stack).log_in(f"nobody{i}", f"guess {i}"), range(48)))
+    figure("48 logins, 24 at a time, over 48 usernames: web's memory after", f"{stack.memory('web') / MIB:.0f} MiB")
+    assert statuses == [200] * 48
+    state = stack.state("web")
+    assert state["RestartCount"] == before and not state["OOMKilled"]
+
+
 # --------------------------------------------------------------------------
 # What the proxy answers
 # --------------------------------------------------------------------------
