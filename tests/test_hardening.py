@@ -279,14 +279,14 @@ class Browser:
     """A browser at the test's address, through the proxy: keeps its cookies
     and sends the login form with its CSRF token."""
 
-    def __init__(self, stack: HardenedStack):
-        self.stack, self.cookies = stack, {}
+    def __init__(self, stack: HardenedStack, headers: dict[str, str] | None = None):
+        self.stack, self.cookies, self.headers = stack, {}, headers or {}
 
     def send(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None):
         with self.stack.connect() as sock:
             lines = [f"{method} {path} HTTP/1.1", f"Host: {DOMAIN}", "Connection: close"]
             lines.append("Cookie: " + "; ".join(f"{name}={value}" for name, value in self.cookies.items()))
-            lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+            lines += [f"{name}: {value}" for name, value in (self.headers | (headers or {})).items()]
             lines.append(f"Content-Length: {len(body)}")
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
             raw = read_all(sock)
@@ -317,7 +317,9 @@ def test_password_guessing_through_the_proxy_is_locked_out_and_logged_with_the_c
         f"for name, password in {passwords!r}.items():\n"
         "    get_user_model().objects.create_superuser(name, f'{name}@example.org', password)"
     )
-    attacker = Browser(stack)
+    # Claiming another address changes nothing: the proxy replaces the header.
+    forged = "198.51.100.9"
+    attacker = Browser(stack, {"X-Forwarded-For": forged})
     statuses = [attacker.log_in("alice", f"guess {attempt}") for attempt in range(limit + 1)]
     # The form again for the first guesses, then 429: the limit-th is refused.
     assert statuses[: limit - 1] == [200] * (limit - 1) and set(statuses[limit - 1 :]) == {429}, statuses
@@ -330,6 +332,7 @@ def test_password_guessing_through_the_proxy_is_locked_out_and_logged_with_the_c
     client = json.loads([line for line in access_log if "/admin/login/" in line][-1])["request"]["remote_ip"]
     lockouts = [line for line in stack.logs("web").splitlines() if "Locking out" in line]
     assert lockouts and all("WARNING" in line and client in line for line in lockouts), (client, lockouts)
+    assert not any(forged in line for line in lockouts)
 
 
 def test_a_burst_of_logins_over_many_usernames_does_not_exhaust_web(stack, figure):
