@@ -98,6 +98,7 @@ def test_shell_scripts_parse_and_are_executable(render, variant):
         "check_alive.sh",
         "backup.sh",
         "import-data.sh",
+        "present-services.sh",
         "backup-scheduler.sh",
         "entrypoint.sh",
         "restore-check.sh",

@@ -25,6 +25,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 export COMPOSE_FILE="${COMPOSE_FILE:-docker-compose.prod.yml}"
+# shellcheck source=present-services.sh
+. scripts/present-services.sh
 
 # Services that write to the database, stopped during a restore.
 WRITERS=(web worker beat backup)
@@ -39,14 +41,8 @@ die() {
 # Stops those of the given services that the stack has (beat is optional);
 # their names are left in STOPPED.
 stop_services() {
-    local services
-    services=$(docker compose config --services)
-    STOPPED=()
-    for service in "$@"; do
-        if grep -qx "${service}" <<<"${services}"; then
-            STOPPED+=("${service}")
-        fi
-    done
+    present_services "$@"
+    STOPPED=("${PRESENT[@]}")
     echo "Stopping ${STOPPED[*]}..."
     docker compose stop "${STOPPED[@]}"
 }

@@ -93,6 +93,8 @@ media_dir=${media_dir:+$(realpath -m "${media_dir}")}
 
 cd "$(dirname "$0")/.."
 export COMPOSE_FILE="${COMPOSE_FILE:-docker-compose.prod.yml}"
+# shellcheck source=present-services.sh
+. scripts/present-services.sh
 
 step() {
     echo
@@ -123,7 +125,6 @@ db_image=$(docker compose images --quiet db | head -n 1)
 target_user=$(docker compose exec -T db printenv POSTGRES_USER)
 app_user=$(docker compose exec -T db printenv APP_DB_USER)
 target_db=$(docker compose exec -T db printenv POSTGRES_DB)
-services=$(docker compose config --services)
 work=$(mktemp -d "${TMPDIR:-/tmp}/import-data.XXXXXX")
 trap 'rm -rf "${work}"' EXIT
 
@@ -237,22 +238,19 @@ elif [ -n "${dump}" ]; then
     echo "$(wc -l <"${work}/source-rows") tables, $(awk '{ rows += $2 } END { print rows + 0 }' "${work}/source-rows") rows"
 fi
 
-stop=()
-for service in "${WRITERS[@]}"; do
-    if grep -qx "${service}" <<<"${services}"; then
-        stop+=("${service}")
-    fi
-done
+present_services "${WRITERS[@]}"
+stop=("${PRESENT[@]}")
 step "Stopping ${stop[*]}"
 docker compose stop "${stop[@]}"
 
 if [ -n "${dump}" ]; then
     step "Loading the dump into ${target_db} as ${app_user}"
     started=${SECONDS}
-    target_psql --dbname=template1 --set=db="${target_db}" --set=owner="${app_user}" <<<'
+    target_psql --dbname=template1 --set=db="${target_db}" <<<'
         drop database if exists :"db" with (force);
-        create database :"db" owner :"owner" template template0;'
-    target_psql --dbname="${target_db}" --set=owner="${app_user}" <<<'alter schema public owner to :"owner";'
+        create database :"db" template template0;'
+    # Handed to the app's role, as a new stack's database is.
+    docker compose exec -T db app-role >/dev/null
     # Owned by the app's role; the old server's roles, grants, tablespaces
     # and subscriptions stay behind.
     if ! docker compose run --rm --no-deps -T --volume="${dump}:/import/source.dump:ro" --entrypoint=pg_restore backup \
