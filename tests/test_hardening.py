@@ -57,29 +57,22 @@ class HardenedStack(OperatorStack):
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
         return self.tls.wrap_socket(sock, server_hostname=DOMAIN)
 
-    def request(self, method: str, path: str, headers: dict[str, str] | None = None, timeout: float = 10):
-        """(status, lower-cased headers, body) of one request on a new connection."""
+    def raw_request(self, method: str, path: str, headers: dict[str, str], body: bytes = b"", timeout: float = 10):
+        """The whole response to one request on a new connection, as bytes."""
         with self.connect(timeout) as sock:
             lines = [f"{method} {path} HTTP/1.1", f"Host: {DOMAIN}", "Connection: close"]
-            lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-            return parse_response(read_all(sock))
+            lines += [f"{name}: {value}" for name, value in headers.items()]
+            if body:
+                lines.append(f"Content-Length: {len(body)}")
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+            return read_all(sock)
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None, timeout: float = 10):
+        """(status, lower-cased headers, body) of one request on a new connection."""
+        return parse_response(self.raw_request(method, path, headers or {}, timeout=timeout))
 
     def container_id(self, service: str) -> str:
         return self.compose("ps", "--quiet", service).stdout.strip()
-
-    def memory(self, service: str) -> int:
-        """Bytes of memory the service's container uses now (its cgroup's count)."""
-        stats = docker("stats", "--no-stream", "--format", "{{json .}}", self.container_id(service)).stdout
-        used = json.loads(stats)["MemUsage"].split("/")[0].strip()
-        units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
-        for unit in sorted(units, key=len, reverse=True):
-            if used.endswith(unit):
-                return int(float(used.removesuffix(unit)) * units[unit])
-        raise AssertionError(f"unreadable memory figure {used!r}")
-
-    def shell(self, code: str) -> str:
-        return self.exec("web", "python", "src/manage.py", "shell", "--no-imports", "-c", code).strip()
 
 
 def read_all(sock: socket.socket) -> bytes:
@@ -283,15 +276,10 @@ class Browser:
         self.stack, self.cookies, self.headers = stack, {}, headers or {}
 
     def send(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None):
-        with self.stack.connect() as sock:
-            lines = [f"{method} {path} HTTP/1.1", f"Host: {DOMAIN}", "Connection: close"]
-            lines.append("Cookie: " + "; ".join(f"{name}={value}" for name, value in self.cookies.items()))
-            lines += [f"{name}: {value}" for name, value in (self.headers | (headers or {})).items()]
-            lines.append(f"Content-Length: {len(body)}")
-            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-            raw = read_all(sock)
-        for cookie in re.findall(rb"^set-cookie: ([^=]+)=([^;]*)", raw.partition(b"\r\n\r\n")[0], re.I | re.M):
-            self.cookies[cookie[0].decode()] = cookie[1].decode()
+        cookie = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+        raw = self.stack.raw_request(method, path, {"Cookie": cookie, **self.headers, **(headers or {})}, body)
+        for name, value in re.findall(rb"^set-cookie: ([^=]+)=([^;]*)", raw.partition(b"\r\n\r\n")[0], re.I | re.M):
+            self.cookies[name.decode()] = value.decode()
         return parse_response(raw)
 
     def log_in(self, username: str, password: str) -> int:
@@ -312,7 +300,7 @@ def test_password_guessing_through_the_proxy_is_locked_out_and_logged_with_the_c
     """40 wrong passwords in a row were all tried, then the right one logged in."""
     limit = int(stack.exec("web", "sh", "-c", "echo ${AXES_FAILURE_LIMIT:-5}"))
     passwords = {"alice": secrets.token_urlsafe(16), "bob": secrets.token_urlsafe(16)}
-    stack.shell(
+    stack.manage_shell(
         "from django.contrib.auth import get_user_model\n"
         f"for name, password in {passwords!r}.items():\n"
         "    get_user_model().objects.create_superuser(name, f'{name}@example.org', password)"
@@ -361,7 +349,7 @@ def test_ready_is_not_public_but_answers_inside_the_stack(stack):
 
 
 def test_media_files_carry_hsts_and_cross_origin_headers(stack):
-    name = stack.shell(
+    name = stack.manage_shell(
         "from django.core.files.base import ContentFile; from django.core.files.storage import default_storage; "
         "print(default_storage.save('hardening.txt', ContentFile(b'hello')))"
     )
@@ -400,7 +388,7 @@ def test_the_app_connects_as_a_role_that_is_not_a_superuser(stack):
     command in the db container, from the web container."""
     app_user = stack.exec("db", "printenv", "APP_DB_USER").strip()
     assert app_user != stack.exec("db", "printenv", "POSTGRES_USER").strip()
-    assert stack.shell("from django.db import connection; print(connection.settings_dict['USER'])") == app_user
+    assert stack.manage_shell("from django.db import connection; print(connection.settings_dict['USER'])") == app_user
     assert stack.sql(f"select rolsuper from pg_roles where rolname = '{app_user}'") == "f"
     # It owns the database and the tables the migrations made.
     assert stack.sql("select pg_get_userbyid(datdba) from pg_database where datname = current_database()") == app_user
@@ -445,7 +433,7 @@ def test_make_db_app_role_hands_an_older_database_over_to_the_app_role(stack):
     )
     assert owners == app_user
     # The app can now change the table, as a migration would.
-    stack.shell(
+    stack.manage_shell(
         "from django.db import connection; connection.cursor().execute('alter table legacy_rows add column done bool')"
     )
     assert stack.sql(f"select rolsuper from pg_roles where rolname = '{app_user}'") == "f"
@@ -514,10 +502,10 @@ def test_clearing_or_filling_the_cache_loses_no_queued_task(stack):
     """Cache and broker shared Redis database 0: cache.clear() deleted the queued tasks."""
     stack.compose("stop", "worker")
     try:
-        stack.shell(f"from {KIT}.tasks import add; [add.delay(i, i) for i in range(3)]")
+        stack.manage_shell(f"from {KIT}.tasks import add; [add.delay(i, i) for i in range(3)]")
         assert queued(stack) == 3
         # Filled to four times its bound: the cache evicts its own keys.
-        stack.shell(
+        stack.manage_shell(
             "from django.core.cache import cache\n"
             f"for i in range({CACHE_MAX_MEMORY_MB * 4}): cache.set(f'filler-{{i}}', bytes(2**20), None)\n"
             "cache.clear()"

@@ -141,9 +141,6 @@ class Stack(ComposeProject):
         super().__init__(service, name, files)
         self.values: dict[str, str] = {}
 
-    def manage_shell(self, code: str) -> str:
-        return self.exec("web", "python", "src/manage.py", "shell", "--no-imports", "-c", code).strip()
-
     def web_get(self, path: str, headers=None) -> Response:
         """A request to gunicorn from inside the web container."""
         output = self.exec("web", "python", "-c", CONTAINER_GET, path, json.dumps(headers or {}))

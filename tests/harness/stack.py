@@ -28,7 +28,7 @@ from harness.docker import docker, image_values
 from harness.policy import require
 
 # Certificates from Caddy's own CA: added to the rendered Caddyfile's
-# global options (the block that opens the file, or a new one).
+# global options, the block that opens the file.
 TEST_GLOBAL_OPTIONS = "\tlocal_certs\n\tskip_install_trust\n"
 
 # (!override needs Compose 2.24.4 or later.)
@@ -114,10 +114,9 @@ def compose_files(service: Path) -> list[str]:
     if "reverse_proxy: caddy" in (service / ".copier-answers.yml").read_text():
         (service / "test-caddy").mkdir(exist_ok=True)
         caddyfile = (service / "Caddyfile").read_text()
-        if opening := re.search(r"^\{\n", caddyfile, re.M):
-            test_caddyfile = caddyfile[: opening.end()] + TEST_GLOBAL_OPTIONS + caddyfile[opening.end() :]
-        else:
-            test_caddyfile = "{\n" + TEST_GLOBAL_OPTIONS + "}\n\n" + caddyfile
+        opening = re.search(r"^\{\n", caddyfile, re.M)
+        assert opening, "the rendered Caddyfile opens no global options block"
+        test_caddyfile = caddyfile[: opening.end()] + TEST_GLOBAL_OPTIONS + caddyfile[opening.end() :]
         (service / "test-caddy" / "Caddyfile").write_text(test_caddyfile)
         (service / "docker-compose.test.yml").write_text(CADDY_OVERRIDE)
         files.append("docker-compose.test.yml")
@@ -170,9 +169,17 @@ class ComposeProject:
     def down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout=30", check=False, timeout=600)
 
-    def memory(self) -> int:
-        """Bytes of memory used by the running containers (docker stats)."""
-        ids = docker("ps", "-q", f"--filter=label=com.docker.compose.project={self.project}").stdout.split()
+    def manage_shell(self, code: str) -> str:
+        """What Python code prints, run by `manage.py shell` in the web container."""
+        return self.exec("web", "python", "src/manage.py", "shell", "--no-imports", "-c", code).strip()
+
+    def memory(self, service: str | None = None) -> int:
+        """Bytes of memory used by the running containers (docker stats): the
+        service's, or all of them."""
+        filters = [f"--filter=label=com.docker.compose.project={self.project}"]
+        if service:
+            filters.append(f"--filter=label=com.docker.compose.service={service}")
+        ids = docker("ps", "-q", *filters).stdout.split()
         stats = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", *ids).stdout.splitlines()
         units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
         total = 0
