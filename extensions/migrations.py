@@ -2,6 +2,7 @@
 
     python extensions/migrations.py rename-answer OLD NEW [ANSWERS_FILE]
     python extensions/migrations.py retire-package OLD_DIR NEW_PACKAGE [RETIRED_PATH...]
+    python extensions/migrations.py replace-generated PATH...
 
 Copier runs "before" migrations in the service's directory, after it has
 re-rendered the old version and before it loads the answers for the new one:
@@ -130,7 +131,29 @@ def rewrite_imports(paths, old, new, modules):
             print(f"{path}: imports of {old} now import {new}")
 
 
-COMMANDS = {"rename-answer": rename_answer, "retire-package": retire_package}
+def replace_generated(*paths):
+    """Removes each of paths that is exactly as the previous version rendered it.
+
+    For template files that become generated ones which the service owns
+    (listed in _skip_if_exists): copier update keeps such a file when it
+    exists, so without this the service would keep the old template's
+    content. Removed, the new version renders it afresh. A changed file is
+    kept, and the update says what to do with it.
+    """
+    present = [Path(path) for path in paths if Path(path).is_file()]
+    if not present:
+        return
+    with tempfile.TemporaryDirectory() as previous:
+        previous = Path(previous)
+        render_previous_version(previous)
+        for path in present:
+            if as_rendered(path, previous):
+                path.unlink()
+            else:
+                print(f"{path}: changed since the template rendered it, so kept; run `make lock` to replace it.")
+
+
+COMMANDS = {"rename-answer": rename_answer, "retire-package": retire_package, "replace-generated": replace_generated}
 
 
 def main(argv):

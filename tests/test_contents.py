@@ -300,9 +300,14 @@ def test_variant_specific_files(render):
 
     assert (defaults / "Caddyfile").is_file()
     assert not (s3 / "Caddyfile").exists()
-    assert "django-storages[s3]" in (s3 / "requirements/base.txt").read_text()
-    assert "django-storages" not in (defaults / "requirements/base.txt").read_text()
-    assert "sentry-sdk" in (s3 / "requirements/base.txt").read_text()
+    assert "django-storages[s3]" in (s3 / "requirements/base.in").read_text()
+    assert "django-storages" not in (defaults / "requirements/base.in").read_text()
+    assert "sentry-sdk" in (s3 / "requirements/base.in").read_text()
+    for lock in ("production.txt", "dev.txt"):
+        assert "\nboto3==" in (s3 / "requirements" / lock).read_text()
+        assert "\nsentry-sdk==" in (s3 / "requirements" / lock).read_text()
+        assert "boto3" not in (defaults / "requirements" / lock).read_text()
+        assert "sentry" not in (defaults / "requirements" / lock).read_text()
     assert "sentry_sdk" in (s3 / f"src/{PACKAGE}/settings/production.py").read_text()
     assert "sentry" not in (defaults / f"src/{PACKAGE}/settings/production.py").read_text()
     assert "heartbeat" not in (s3 / f"src/{KIT}/tasks.py").read_text()

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import settings
 
 from harness import processes
-from harness.docker import ImageError, compose_images
+from harness.docker import ImageError, compose_images, stand_in_name, without_digest
 
 # A parent that starts a child in its own process group and ignores SIGTERM:
 # what a server with helper processes, or a hung one, looks like.
@@ -81,3 +81,13 @@ def test_compose_images_reads_the_variables_and_refuses_a_fixed_image(tmp_path):
     compose.write_text(compose.read_text() + "  redis:\n    image: redis:7.4\n")
     with pytest.raises(ImageError, match="redis"):
         compose_images(compose)
+
+
+def test_a_default_pinned_by_digest_keeps_its_digest_and_its_stand_in_drops_it(tmp_path):
+    digest = "sha256:" + "ab" * 32
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(f"services:\n  db:\n    image: ${{POSTGRES_IMAGE:-postgres:17@{digest}}}\n")
+    assert compose_images(compose) == {"POSTGRES_IMAGE": f"postgres:17@{digest}"}
+    assert without_digest(f"127.0.0.1:5000/postgres:17@{digest}") == "127.0.0.1:5000/postgres:17"
+    assert without_digest("postgres:17") == "postgres:17"
+    assert stand_in_name(f"postgres:17@{digest}") == "localhost/template-standin/postgres:17"

@@ -133,13 +133,3 @@ def test_caddyfile_is_valid(render, variant):
         text=True,
     )
     assert result.returncode == 0, result.stderr
-
-
-def test_github_workflows_match_their_schema(render, variant):
-    service = render(variant)
-    workflows = sorted((service / ".github/workflows").glob("*.yml"))
-    assert [path.name for path in workflows] == ["ci.yml", "template-update.yml"]
-    result = run(
-        tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, workflows), cwd=service
-    )
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -22,7 +22,6 @@ import http.server
 import json
 import re
 import secrets
-import shutil
 import socket
 import ssl
 import threading
@@ -40,7 +39,17 @@ from harness.answers import DOMAIN, KIT, answers_for, package_of
 from harness.docker import docker, image_values
 from harness.policy import require
 from harness.servers import S3Server, free_port
-from harness.stack import ComposeProject, build, compose_files, env_file, image_size, stack_values, step_cached
+from harness.stack import (
+    ComposeProject,
+    base_image_for,
+    build,
+    compose_files,
+    copy_service,
+    env_file,
+    image_size,
+    stack_values,
+    step_cached,
+)
 
 # One xdist worker runs all of them: they share the engine and the images,
 # and each stack takes a good part of the machine.
@@ -62,21 +71,6 @@ def megabytes(size: int) -> str:
     return f"{size / 1e6:.0f} MB"
 
 
-@pytest.fixture(scope="module")
-def engine():
-    """A usable engine: a skip on a laptop without one, a failure under CI."""
-    problem = docker_env.engine_problem()
-    require(problem is None, problem)
-
-
-def base_image_for(service: Path) -> str:
-    version = re.search(r"^python_version: *'?([\d.]+)", (service / ".copier-answers.yml").read_text(), re.M)
-    try:
-        return docker_env.python_base_image(version.group(1))
-    except docker_env.ImageError as error:
-        require(False, str(error))
-
-
 def images_for(service: Path) -> dict[str, docker_env.Image]:
     """The images the service's production stack runs (official, or stand-ins)."""
     try:
@@ -87,13 +81,6 @@ def images_for(service: Path) -> dict[str, docker_env.Image]:
 
 def run_in_image(image: str, script: str, *options: str) -> str:
     return docker("run", "--rm", *options, "--entrypoint=sh", image, "-c", script).stdout
-
-
-def copy_service(service: Path, tmp_path_factory, name: str) -> Path:
-    """A private copy of a rendered service: the tests write .env into it."""
-    copy = tmp_path_factory.mktemp(f"stack-{name}") / "service"
-    shutil.copytree(service, copy, symlinks=True)
-    return copy
 
 
 class Response:
@@ -224,7 +211,7 @@ def test_a_code_change_rebuilds_without_reinstalling_dependencies(defaults_image
     try:
         seconds, progress = build(service, tag, defaults_image["base"])
         figure("rebuild after a one-line change to a Python file", f"{seconds:.1f} s")
-        assert step_cached(progress, "pip install"), "the dependency layer was rebuilt"
+        assert step_cached(progress, "uv pip sync"), "the dependency layer was rebuilt"
         assert not step_cached(progress, "collectstatic"), "the code change did not reach the image"
     finally:
         docker("rmi", tag, check=False)

@@ -7,9 +7,9 @@ import time
 import pytest
 import yaml
 
-from harness.answers import PACKAGE, REQUIRED_ANSWERS, ROOT, answers_for, package_of, python_version_of
+from harness.answers import PACKAGE, PYTHON_VERSION, REQUIRED_ANSWERS, ROOT, answers_for, package_of, python_version_of
 from harness.policy import require
-from harness.service import Service, service_venv
+from harness.service import Service, make, service_venv
 from harness.template_repo import (
     CONFLICT_MARKER,
     ServiceRepo,
@@ -37,7 +37,7 @@ OWNER_CHANGES = {
     f"src/{PACKAGE}/urls.py": lambda text: text.replace(
         "urlpatterns = [\n", 'urlpatterns = [\n    path("inventory/", include("inventory.urls")),\n'
     ).replace("from django.urls import path", "from django.urls import include, path"),
-    "requirements/project.txt": lambda text: text + "django-filter==25.2\n",
+    "requirements/project.in": lambda text: text + "django-filter==25.2\n",
     "src/inventory/__init__.py": lambda text: "",
     "src/inventory/models.py": lambda text: (
         "from django.db import models\n\n\nclass Item(models.Model):\n    name = models.CharField(max_length=100)\n"
@@ -203,18 +203,26 @@ def test_update_from_the_previous_release_to_now(tmp_path, variant):
         version=f"v{version}",
         **{k: v for k, v in answers.items() if k not in REQUIRED_ANSWERS},
     )
+    # The owner's own test and notes, in files the service owns.
+    service.write("tests/test_ours.py", "def test_ours():\n    assert 1 + 1 == 2\n")
+    service.write("README.md", service.read("README.md") + "\n## Our notes\n")
+    service.commit("Our test and notes")
     result = service.update(f"v{major}.{minor}.{patch + 1}")
 
     assert result.returncode == 0, result.stderr
-    assert not [
-        path
-        for path in service.path.rglob("*")
-        if path.is_file() and ".git" not in path.parts and CONFLICT_MARKER.search(path.read_text(errors="ignore"))
-    ]
+    # The release's locks replaced the old lists of pins (a migration), and
+    # they are what `make lock` writes: it changes nothing.
+    locks = {name: service.read(f"requirements/{name}") for name in ("build.txt", "production.txt", "dev.txt")}
+    make_lock(service, python_version_of(answers))
+    assert {name: service.read(f"requirements/{name}") for name in locks} == locks
+    assert "## Our notes" in service.read("README.md")
+    assert conflicted(service) == []
     assert yaml.safe_load(service.read(".copier-answers.yml"))["_commit"] == f"v{major}.{minor}.{patch + 1}"
     runner = Service(service.path, service_venv(service.path, python_version_of(answers)), package_of(answers))
-    suite = runner.run(runner.bin / "pytest", "-q", "-p", "no:cacheprovider")
-    assert " passed" in suite.stdout and "failed" not in suite.stdout
+    suite = runner.run(runner.bin / "pytest", "-q", "-p", "no:cacheprovider", "-rA")
+    summary = suite.stdout.strip().splitlines()[-1]
+    assert re.match(r"\d+ passed", summary) and "failed" not in summary, summary
+    assert "PASSED tests/test_ours.py::test_ours" in suite.stdout
 
 
 def test_rendering_is_deterministic(template, tmp_path):
@@ -228,3 +236,48 @@ def test_rendering_is_deterministic(template, tmp_path):
         path.relative_to(second) for path in second.rglob("*") if path.is_file() and ".git" not in path.parts
     )
     assert [name for name in files if (first / name).read_bytes() != (second / name).read_bytes()] == []
+
+
+def conflicted(service):
+    """The service's files (tracked, or new and not ignored: not .venv) with conflict markers."""
+    listed = git("ls-files", "--cached", "--others", "--exclude-standard", "-z", cwd=service.path)
+    paths = [service.path / name for name in listed.split("\0") if name]
+    return [path for path in paths if path.is_file() and CONFLICT_MARKER.search(path.read_text(errors="ignore"))]
+
+
+def make_lock(service, python_version):
+    """`make lock`, as the template-update workflow runs it after copier update."""
+    for target in ("lock", "lock-check"):
+        result = make(service.path, target, python_version=python_version)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.service
+def test_a_django_bump_reaches_a_service_with_its_own_dependency(template, tmp_path):
+    """The template's pin and the service's addition both end up in the lock,
+    which `make lock` writes: the update itself merges no lock."""
+    base_in = "template/requirements/base.in.jinja"
+    template.edit(base_in, "Django==5.2.19\n", "Django==5.2.18\n")
+    template.release("1.0.1", "Django 5.2.18")
+    service = ServiceRepo(template.path, tmp_path / "service", version="v1.0.1")
+    make_owner_changes(service)
+    make_lock(service, PYTHON_VERSION)
+    assert "\ndjango==5.2.18 \\\n" in service.read("requirements/production.txt")
+    service.commit("Our dependency, locked")
+    template.edit(base_in, "Django==5.2.18\n", "Django==5.2.19\n")
+    template.release("1.1.0", "Django 5.2.19")
+
+    result = service.update("v1.1.0")
+
+    assert result.returncode == 0, result.stderr
+    assert service.changed_files() == [".copier-answers.yml", "requirements/base.in"]
+    make_lock(service, PYTHON_VERSION)
+    for lock in ("production.txt", "dev.txt"):
+        text = service.read(f"requirements/{lock}")
+        assert "\ndjango==5.2.19 \\\n" in text and "\ndjango-filter==25.2 \\\n" in text
+    assert conflicted(service) == []
+    runner = Service(service.path, service_venv(service.path, PYTHON_VERSION), PACKAGE)
+    suite = runner.run(runner.bin / "python", "-c", "import django, django_filters; print(django.__version__)")
+    assert suite.stdout.strip() == "5.2.19"
+    tests = runner.run(runner.bin / "pytest", "-q", "-p", "no:cacheprovider")
+    assert " passed" in tests.stdout and "failed" not in tests.stdout

@@ -8,6 +8,12 @@
   values to put in the service's .env: the official image when it is
   present or can be pulled, otherwise a stand-in. The compose file under
   test is the rendered one; only .env says which image runs.
+* ``push(image, reference)`` pushes a local image to a registry (a test's
+  own, harness.servers.RegistryServer) and returns the reference pinned by
+  its digest: ``127.0.0.1:PORT/redis:7.4@sha256:...``.
+
+A default may itself be pinned (``postgres:17@sha256:...``): its stand-in,
+which cannot have that digest, is tagged and chosen without it.
 
 Stand-ins, for machines that reach no container registry, are made from
 tests/offline/ and tagged under a namespace of their own
@@ -59,6 +65,8 @@ STAND_IN_LABEL = "org.opencontainers.image.description=stand-in built by the tem
 # And this one, the digest of the files they were built from.
 SOURCE_LABEL = "org.template-standin.source"
 STAND_IN_BASE = STAND_IN_NAMESPACE + "/python:{version}-slim-{release}"
+# The digest that may end an image reference: name:tag@sha256:...
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 # ${NAME:-default}, as the rendered compose files name their images.
 IMAGE_VARIABLE = re.compile(r"^\$\{([A-Z][A-Z0-9_]*_IMAGE):-([^}]+)\}$")
 
@@ -135,9 +143,15 @@ def is_stand_in(name: str) -> bool:
     return "stand-in" in (labels or "")
 
 
+def without_digest(reference: str) -> str:
+    """The name and tag of an image reference: postgres:17@sha256:... -> postgres:17."""
+    return DIGEST.sub("", reference)
+
+
 def stand_in_name(official: str) -> str:
-    """The stand-in's tag for an official image: postgres:17 -> localhost/template-standin/postgres:17."""
-    return f"{STAND_IN_NAMESPACE}/{official.removeprefix('library/')}"
+    """The stand-in's tag for an official image: postgres:17 -> localhost/template-standin/postgres:17
+    (a stand-in has an official image's tag, never its digest)."""
+    return f"{STAND_IN_NAMESPACE}/{without_digest(official).removeprefix('library/')}"
 
 
 def pull(name: str) -> bool:
@@ -222,7 +236,7 @@ def python_base_image(version: str) -> str:
 
 def _stand_in_build(name: str) -> tuple[str, dict[str, str], str]:
     """The stand-in's build directory, build arguments and Debian release for an official image name."""
-    repository, _, tag = name.removeprefix("library/").partition(":")
+    repository, _, tag = without_digest(name).removeprefix("library/").partition(":")
     if repository == "postgres":
         major = tag.split(".")[0].split("-")[0]
         releases = [release for release, (_, postgres) in DEBIAN_RELEASES.items() if postgres == major]
@@ -297,7 +311,7 @@ def stack_images(compose_file: Path) -> dict[str, Image]:
     """Makes every image of the compose file present; returns variable -> the
     image to run (what the service's .env must say)."""
     images = compose_images(compose_file)
-    python = re.fullmatch(r"python:(\d+\.\d+)-slim-\w+", images["PYTHON_IMAGE"])
+    python = re.fullmatch(r"python:(\d+\.\d+)-slim-\w+", without_digest(images["PYTHON_IMAGE"]))
     if not python:
         raise ImageError(f"unexpected default base image {images['PYTHON_IMAGE']!r}")
     with machine_lock():
@@ -307,6 +321,25 @@ def stack_images(compose_file: Path) -> dict[str, Image]:
             if variable != "PYTHON_IMAGE":
                 chosen[variable] = _server_image(official, base.name)
     return chosen
+
+
+def push(image: str, reference: str) -> str:
+    """Push a local image to a registry as reference (``HOST:PORT/name:tag``);
+    returns the reference pinned by the digest the registry gave it
+    (``HOST:PORT/name:tag@sha256:...``). The tag made for the push is
+    removed again, so that the engine has nothing under that name: using
+    the pinned reference pulls it from the registry."""
+    docker("tag", image, reference)
+    try:
+        docker("push", "--quiet", reference)
+        digests = json.loads(docker("image", "inspect", "--format", "{{json .RepoDigests}}", reference).stdout)
+    finally:
+        docker("rmi", reference, check=False)
+    repository = reference.rpartition(":")[0]
+    pinned = [digest for digest in digests or [] if digest.startswith(repository + "@")]
+    if not pinned:
+        raise ImageError(f"the registry gave {reference} no digest (RepoDigests: {digests})")
+    return f"{reference}@{pinned[0].partition('@')[2]}"
 
 
 def image_values(images: dict[str, Image]) -> dict[str, str]:

@@ -9,6 +9,7 @@ import pytest
 from copier import run_copy
 from hypothesis import settings as hypothesis_settings
 
+from harness import docker as docker_env
 from harness import servers
 from harness.answers import REQUIRED_ANSWERS, VARIANTS
 from harness.policy import require, skip_or_fail
@@ -67,6 +68,13 @@ def render(copier_template, tmp_path_factory):
 # --------------------------------------------------------------------------
 # Servers shared by the session
 # --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """A usable Docker engine: a skip on a laptop without one, a failure under CI."""
+    problem = docker_env.engine_problem()
+    require(problem is None, problem)
 
 
 @pytest.fixture(scope="session")

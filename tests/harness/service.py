@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +24,8 @@ from harness.policy import require
 # A valid production SECRET_KEY (50+ random characters), for tests only.
 SECRET_KEY = "k3P9vQ2mX7rT4wY8zA1bC6dE0fG5hJ2nL9sU3vW7xZ4yQ8tR1pO6iM3kN0jH5gF"
 
+# The uv of the suite's own environment (pyproject.toml's test group).
+UV = Path(sys.executable).parent / "uv"
 CACHE = Path(os.environ.get("TEMPLATE_TEST_CACHE", Path.home() / ".cache" / "django-service-template"))
 
 # Variables of the test process that must not leak into a service's settings.
@@ -46,14 +49,23 @@ def find_python(version):
     return None
 
 
+def make(service, *targets, python_version):
+    """The service's `make TARGET...`, its .venv made with Python python_version; the CompletedProcess."""
+    python = find_python(python_version)
+    require(python, f"Python {python_version} is not installed (on PATH or with pyenv)")
+    return subprocess.run(
+        ["make", *targets, f"PYTHON={python}"], cwd=service, capture_output=True, text=True, timeout=900
+    )
+
+
 def service_venv(service, python_version):
-    """The bin directory of a virtualenv with the service's requirements/dev.txt."""
+    """The bin directory of a virtualenv with the service's hashed lock requirements/dev.txt."""
     python = find_python(python_version)
     require(python, f"Python {python_version} is not installed (on PATH or with pyenv)")
     requirements = service / "requirements"
     digest = hashlib.sha256(python_version.encode())
-    for name in ("base.txt", "project.txt", "dev.txt"):
-        digest.update((requirements / name).read_bytes())
+    # The lock lists every package with its hashes: it is the whole key.
+    digest.update((requirements / "dev.txt").read_bytes())
     venv = CACHE / "venvs" / f"py{python_version}-{digest.hexdigest()[:16]}"
     bin_dir = venv / "bin"
     venv.parent.mkdir(parents=True, exist_ok=True)
@@ -63,8 +75,9 @@ def service_venv(service, python_version):
         if not (venv / "ready").exists():
             shutil.rmtree(venv, ignore_errors=True)
             subprocess.run([python, "-m", "venv", str(venv)], check=True)
+            # As the service's `make install` does: exactly the lock, hashes checked.
             subprocess.run(
-                [bin_dir / "pip", "install", "--quiet", "--disable-pip-version-check", "-r", "dev.txt"],
+                [UV, "pip", "sync", "--quiet", "--python", bin_dir / "python", "--require-hashes", "dev.txt"],
                 cwd=requirements,
                 check=True,
             )

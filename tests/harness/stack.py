@@ -47,6 +47,22 @@ class StackError(RuntimeError):
     """A build or a compose command failed; the message carries its output."""
 
 
+def base_image_for(service: Path) -> str:
+    """The Python base image of the service's version: official, or its stand-in."""
+    version = re.search(r"^python_version: *'?([\d.]+)", (service / ".copier-answers.yml").read_text(), re.M)
+    try:
+        return docker_env.python_base_image(version.group(1))
+    except docker_env.ImageError as error:
+        require(False, str(error))
+
+
+def copy_service(service: Path, tmp_path_factory, name: str) -> Path:
+    """A private copy of a rendered service: the tests write .env into it."""
+    copy = tmp_path_factory.mktemp(f"stack-{name}") / "service"
+    shutil.copytree(service, copy, symlinks=True)
+    return copy
+
+
 def build(service: Path, tag: str, base: str, *extra: str) -> tuple[float, str]:
     """Build the production target; returns (seconds, plain progress output)."""
     started = time.monotonic()

@@ -116,5 +116,5 @@ def template_only_change(template):
         'LANGUAGE_CODE = "en-us"',
         'LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en-us")',
     )
-    template.edit("template/Makefile", "lint: install\n", "lint: install  # ruff: rules and formatting\n")
+    template.edit("template/Makefile.jinja", "lint: install\n", "lint: install  # ruff: rules and formatting\n")
     template.release("1.1.0", "Longer keep-alive, LANGUAGE_CODE from the environment")
