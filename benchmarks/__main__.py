@@ -13,7 +13,7 @@ two things measured side by side in the same run, alternating A B A B ...,
 and every figure is a median. Benchmarks print; they never fail on a timing.
 
     python3 scripts/bench.py                 # everything (about 25 minutes on 2 cores)
-    python3 scripts/bench.py --only copier   # some groups: copier, web, sweep, memory, celery, docker, backup
+    python3 scripts/bench.py --only copier   # some groups: copier, web, sweep, memory, celery, docker, builds, backup
     python3 scripts/bench.py --rounds 3      # fewer alternations (faster, noisier)
 """
 
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import backup, celery, copier, docker, memory, sweep, web
+from benchmarks import backup, builds, celery, copier, docker, memory, sweep, web
 from benchmarks.measure import log, wrk_problem
 from benchmarks.report import markdown
 from benchmarks.results import Run
@@ -33,7 +33,7 @@ from benchmarks.stack import Stack
 from harness.answers import REQUIRED_ANSWERS
 from harness.docker import engine_problem
 
-GROUPS = ["copier", "web", "sweep", "memory", "celery", "docker", "backup"]
+GROUPS = ["copier", "web", "sweep", "memory", "celery", "docker", "builds", "backup"]
 STACK_GROUPS = {"web", "sweep", "memory", "celery"}  # on the rendered service, run here
 WRK_GROUPS = {"web", "sweep", "memory"}
 HERE = Path(__file__).resolve().parent
@@ -108,6 +108,10 @@ def measure(args, run):
             (work / "docker").mkdir()
             run.docker_rounds = max(2, args.rounds - 2)  # a cold build takes about a minute
             run.figures += docker.run(work / "docker", run.docker_rounds, REQUIRED_ANSWERS)
+        if "builds" in groups:
+            (work / "builds").mkdir()
+            run.docker_rounds = max(2, args.rounds - 2)  # a cold build takes about a minute
+            run.figures += builds.run(work / "builds", run.docker_rounds, REQUIRED_ANSWERS)
         if "backup" in groups:
             (work / "backup").mkdir()
             run.docker_rounds = max(2, args.rounds - 2)  # a restore of 1 GB takes about a minute
@@ -125,7 +129,8 @@ def main():
         seconds=args.seconds,
         connections=args.connections,
     )
-    checks = {group: wrk_problem for group in WRK_GROUPS} | {"docker": engine_problem, "backup": engine_problem}
+    engine_groups = dict.fromkeys(("docker", "builds", "backup"), engine_problem)
+    checks = {group: wrk_problem for group in WRK_GROUPS} | engine_groups
     for group in args.groups:
         problem = checks[group]() if group in checks else None
         if problem:

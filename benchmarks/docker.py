@@ -43,7 +43,7 @@ def run(work, rounds, answers):
         # Unique, or the build cache may hold this very change from an earlier run.
         urls.write_text(urls.read_text() + f"# a one-line change {secrets.token_hex(8)}\n")
         seconds, progress = build(service, tag, base)
-        reused.append(step_cached(progress, "pip install"))
+        reused.append(step_cached(progress, "uv pip sync"))
         return seconds
 
     ups, memory = [], []
@@ -77,7 +77,7 @@ def run(work, rounds, answers):
         Figure(
             key="rebuild",
             title="rebuild of the production image after a one-line Python change",
-            compared_with="the cold build (`--no-cache`: every layer rebuilt; pip's download cache warm)",
+            compared_with="the cold build (`--no-cache`: every layer rebuilt; uv's download cache warm)",
             value=f"{rebuild_s:.1f} s vs {cold_s:.0f} s; dependency layer reused: "
             f"{'every time' if all(reused) else 'NOT every time'}",
             ratio=rebuild_s / cold_s,

@@ -13,6 +13,8 @@ ORDER = [
     "memory",
     "rebuild",
     "image",
+    "install",
+    "dependency-rebuild",
     "up",
     "restore",
     "backup-writes",
