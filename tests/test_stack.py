@@ -5,10 +5,11 @@ The image is built from the rendered Dockerfile; the stack is the rendered
 docker-compose.prod.yml, started with an env file made from .env.example.
 Where no registry is reachable, harness.docker provides a local base image
 and stand-ins for postgres, redis and caddy under names of their own, which
-the env file selects through the compose file's image variables. The only
-additions for the test are the Caddy override of harness.stack (Caddy's
-internal CA, ports on free loopback ports) and a moto S3 endpoint for the
-s3 variant.
+the env file selects through the compose file's image variables. A stack
+with Caddy runs in the service's own local production mode (`make
+prod-local`: docker-compose.local.yml, Caddy's internal CA, its ports on
+free loopback ports named in the env file); the s3 variant gets a moto S3
+endpoint.
 
 The tests print figures (build times, image sizes, time to healthy, memory);
 run with ``-s`` to see them. Every stack is taken down with its volumes.
@@ -20,10 +21,12 @@ import concurrent.futures
 import http.client
 import http.server
 import json
+import os
 import re
 import secrets
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import urllib.request
@@ -41,6 +44,7 @@ from harness.policy import require
 from harness.servers import S3Server, free_port
 from harness.stack import (
     ComposeProject,
+    StackError,
     base_image_for,
     build,
     compose_files,
@@ -56,6 +60,25 @@ from harness.stack import (
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 # Seconds between beat's heartbeat runs in the test stacks (60 in production).
 HEARTBEAT_INTERVAL = 3
+
+# Production's proxy with a certificate authority it cannot reach, as on a
+# host the internet cannot reach, or for a name no authority certifies. Its
+# ports move to free loopback ports; its healthcheck keeps its command and
+# gets timings a test can wait for.
+NO_CERTIFICATE = """\
+services:
+  proxy:
+    environment:
+      CADDY_GLOBAL_OPTIONS: acme_ca https://127.0.0.1:9/directory
+    ports: !override
+      - "127.0.0.1::80"
+      - "127.0.0.1::443"
+    healthcheck:
+      start_period: 5s
+      start_interval: 1s
+      interval: 2s
+      retries: 2
+"""
 
 
 # --------------------------------------------------------------------------
@@ -128,6 +151,18 @@ class Stack(ComposeProject):
         super().__init__(service, name, files)
         self.values: dict[str, str] = {}
 
+    def make(self, target: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        """A target of the service's Makefile, addressing this project."""
+        return subprocess.run(
+            ["make", "--no-print-directory", target],
+            cwd=self.service,
+            env={**os.environ, "COMPOSE_PROJECT_NAME": self.project},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     def web_get(self, path: str, headers=None) -> Response:
         """A request to gunicorn from inside the web container."""
         output = self.exec("web", "python", "-c", CONTAINER_GET, path, json.dumps(headers or {}))
@@ -146,6 +181,30 @@ class Proxy:
         published = self.stack.compose("port", "proxy", "443" if tls else "80").stdout.strip()
         port = int(published.rpartition(":")[2])
         return http_get(port, path, cafile=self.ca if tls else None, headers=headers)
+
+
+# --------------------------------------------------------------------------
+# 0. The images the stacks run
+# --------------------------------------------------------------------------
+
+
+def test_no_stand_in_is_tagged_with_an_official_name(engine, render):
+    """Stand-ins are selected in .env under names of their own: on this
+    engine, postgres:17 or caddy:2, when present, is the official image."""
+    images = images_for(render("defaults"))
+    stand_ins = [image.name for image in images.values() if image.source == "stand-in"]
+    for name in stand_ins:
+        assert name.startswith(f"{docker_env.STAND_IN_NAMESPACE}/"), name
+        # The check below recognises them.
+        assert docker_env.is_stand_in(name), name
+    # Images built on a stand-in inherit its label: only the official
+    # repositories' names are checked.
+    official = {"python", "postgres", "redis", "caddy"}
+    tagged = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    under_official_names = [
+        name for name in tagged if re.sub(r"^(docker\.io/)?(library/)?", "", name).partition(":")[0] in official
+    ]
+    assert [name for name in under_official_names if docker_env.is_stand_in(name)] == []
 
 
 # --------------------------------------------------------------------------
@@ -326,7 +385,15 @@ def start_stack(render, tmp_path_factory, variant: str, s3_server: S3Server | No
     stack.values = values
     try:
         stack.compose("build", "db", timeout=1800)
-        seconds = stack.up()
+        if caddy:
+            # As its owner tries it: the make target, with the compose files it names.
+            started = time.monotonic()
+            result = stack.make("prod-local")
+            seconds = time.monotonic() - started
+            if result.returncode != 0:
+                raise StackError(f"make prod-local failed:\n{result.stderr[-3000:]}\n{stack.logs()[-8000:]}")
+        else:
+            seconds = stack.up()
         figure(f"{variant}: from `up` to every service healthy", f"{seconds:.0f} s")
         yield stack
     finally:
@@ -550,7 +617,11 @@ class TestDefaultsStack(StackChecks):
         proxy = Proxy(stack, tmp_path_factory.mktemp("caddy-ca") / "root.crt")
 
         def fetch_ca():
-            proxy.ca.write_text(stack.exec("proxy", "cat", "/data/caddy/pki/authorities/local/root.crt"))
+            # As the README tells the owner to get it.
+            printed = stack.make("prod-local-ca", timeout=60)
+            assert printed.returncode == 0, printed.stderr
+            assert printed.stdout.startswith("-----BEGIN CERTIFICATE-----"), printed.stdout
+            proxy.ca.write_text(printed.stdout)
             return proxy.get("/health/").status == 200
 
         wait_for(fetch_ca, timeout=60, interval=1, message="no HTTPS from Caddy with its internal CA")
@@ -575,6 +646,42 @@ class TestDefaultsStack(StackChecks):
         assert response.headers.get("x-content-type-options") == "nosniff"
         assert "sandbox" in response.headers.get("content-security-policy", "")
         return response.body
+
+    def test_the_proxy_is_healthy_by_answering_https_for_its_domain(self, stack):
+        (proxy,) = stack.by_service()["proxy"]
+        assert proxy["State"]["Health"]["Status"] == "healthy"
+        # Its checks went through TLS to web, not to Caddy's admin API.
+        probe = " ".join(proxy["Config"]["Healthcheck"]["Test"])
+        assert '"https://${DOMAIN}/health/"' in probe, probe
+        # Its domain is the container itself: the check never leaves it.
+        hosts = proxy["HostConfig"]["ExtraHosts"]
+        assert any(re.fullmatch(rf"{re.escape(DOMAIN)}[:=]127\.0\.0\.1", entry) for entry in hosts), hosts
+
+    def test_the_proxy_is_unhealthy_while_it_has_no_certificate(self, stack):
+        """Production's proxy where no certificate can be had: Caddy runs,
+        web answers, and Docker says the proxy is unhealthy."""
+        (stack.service / "docker-compose.no-certificate.yml").write_text(NO_CERTIFICATE)
+        files = ["--file=docker-compose.prod.yml", "--file=docker-compose.no-certificate.yml"]
+        compose = ["compose", f"--project-name={stack.project}", *files]
+        try:
+            docker(*compose, "up", "--detach", "--no-deps", "proxy", cwd=stack.service)
+            seen = []
+
+            def health():
+                seen.append(stack.state("proxy")["Health"]["Status"])
+                return seen[-1] == "unhealthy"
+
+            wait_for(health, timeout=90, interval=1, message="the proxy without a certificate to turn unhealthy")
+            assert "healthy" not in seen, seen
+            assert stack.state("proxy")["Status"] == "running"
+            assert stack.web_get("/health/").status == 200
+            # The checks failed at the TLS handshake, not at an HTTP status.
+            (container,) = stack.by_service()["proxy"]
+            outputs = [check["Output"] for check in container["State"]["Health"]["Log"]]
+            assert outputs and not any("server returned error" in output for output in outputs), outputs
+        finally:
+            # Back to the local production mode, for the tests that follow.
+            stack.compose("up", "--detach", "--no-deps", "--wait", "proxy")
 
 
 @pytest.mark.usefixtures("engine")
@@ -646,9 +753,9 @@ def test_seed_checks(engine, render, tmp_path_factory, monkeypatch):
     documented equivalent: the healthcheck script run in the web container.
 
     Two departures from the user's commands: .env names the images to run
-    (stand-ins where no registry answers), and Caddy's ports are published
-    on free loopback ports with the same override as the stack tests (the
-    host's 80 and 443 may be taken, and a test domain gets no certificate).
+    (stand-ins where no registry answers), and the stack runs in the
+    service's local production mode, as the stack tests do (the host's 80
+    and 443 may be taken, and a test domain gets no certificate).
     """
     answers = answers_for("explicit-workers")
     package, tag = package_of(answers), f"{answers['project_slug']}:test"

@@ -139,8 +139,10 @@ def image_exists(name: str) -> bool:
 
 
 def is_stand_in(name: str) -> bool:
-    labels = docker("image", "inspect", "--format", "{{json .Config.Labels}}", name, check=False).stdout
-    return "stand-in" in (labels or "")
+    """Whether these tests made the image: the server stand-ins carry
+    STAND_IN_LABEL, the imported base image says so in its comment."""
+    found = docker("image", "inspect", "--format", "{{json .Config.Labels}} {{.Comment}}", name, check=False).stdout
+    return "stand-in" in (found or "")
 
 
 def without_digest(reference: str) -> str:
@@ -285,6 +287,25 @@ def server_image(name: str) -> Image:
     """A server image outside any stack (``postgres:15``): official, or its stand-in."""
     with machine_lock():
         return _server_image(name)
+
+
+def load_compose(compose_file: Path) -> dict:
+    """A compose file as data; Compose's merge tags (!override, !reset) read
+    as the value they tag."""
+    import yaml  # copier's dependency
+
+    class ComposeLoader(yaml.SafeLoader):
+        pass
+
+    def tagged(loader, _suffix, node):
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_scalar(node)
+
+    ComposeLoader.add_multi_constructor("!", tagged)
+    return yaml.load(compose_file.read_text(), Loader=ComposeLoader)
 
 
 def compose_images(compose_file: Path) -> dict[str, str]:

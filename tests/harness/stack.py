@@ -2,12 +2,12 @@
 production compose file as a project of its own: used by test_stack.py,
 test_backup.py, test_import_data.py and by the benchmarks.
 
-The compose file is the rendered one; which images it runs is said in .env
-(harness.docker.stack_images). The only additions, for Caddy stacks, are an
-override that gives Caddy its internal CA instead of Let's Encrypt (a test
-domain cannot get a public certificate: the rendered Caddyfile with two
-more global options) and publishes its ports on free loopback ports
-instead of the host's 80 and 443.
+The compose files are the rendered ones; which images they run is said in
+.env (harness.docker.stack_images). A Caddy stack runs in the service's own
+local production mode, docker-compose.local.yml on top of the production
+file, as `make prod-local` does: Caddy's internal CA instead of Let's
+Encrypt (a test domain cannot get a public certificate), and its ports on
+the loopback interface, free ports chosen in .env instead of 80 and 443.
 """
 
 from __future__ import annotations
@@ -26,21 +26,7 @@ from pathlib import Path
 from harness import docker as docker_env
 from harness.docker import docker, image_values
 from harness.policy import require
-
-# Certificates from Caddy's own CA: added to the rendered Caddyfile's
-# global options, the block that opens the file.
-TEST_GLOBAL_OPTIONS = "\tlocal_certs\n\tskip_install_trust\n"
-
-# (!override needs Compose 2.24.4 or later.)
-CADDY_OVERRIDE = """\
-services:
-  proxy:
-    ports: !override
-      - "127.0.0.1::80"
-      - "127.0.0.1::443"
-    volumes:
-      - ./test-caddy/Caddyfile:/etc/caddy/Caddyfile:ro
-"""
+from harness.servers import free_port
 
 
 class StackError(RuntimeError):
@@ -98,7 +84,8 @@ def image_size(image: str) -> int:
 
 def stack_values(image: str, **values: str) -> dict[str, str]:
     """What a production stack's .env must set besides .env.example: fresh
-    secrets, a mail backend that needs no server, and the app image to run."""
+    secrets, a mail backend that needs no server, the app image to run and
+    the local production mode's ports."""
     return {
         "SECRET_KEY": secrets.token_urlsafe(50),
         "POSTGRES_PASSWORD": secrets.token_hex(24),
@@ -106,6 +93,10 @@ def stack_values(image: str, **values: str) -> dict[str, str]:
         "REDIS_PASSWORD": secrets.token_hex(24),
         "EMAIL_URL": "consolemail://",
         "IMAGE": image,
+        # The local production mode's loopback ports: free ones, since the
+        # host's 80 and 443 may be taken (by another stack under test).
+        "LOCAL_HTTP_PORT": str(free_port()),
+        "LOCAL_HTTPS_PORT": str(free_port()),
         **values,
     }
 
@@ -125,17 +116,11 @@ def env_file(service: Path, values: dict[str, str]) -> str:
 
 
 def compose_files(service: Path) -> list[str]:
-    """The compose files to run: the rendered one, plus the Caddy override when it has Caddy."""
+    """The compose files to run: the production one, and the service's local
+    production mode on top of it when it has Caddy."""
     files = ["docker-compose.prod.yml"]
     if "reverse_proxy: caddy" in (service / ".copier-answers.yml").read_text():
-        (service / "test-caddy").mkdir(exist_ok=True)
-        caddyfile = (service / "Caddyfile").read_text()
-        opening = re.search(r"^\{\n", caddyfile, re.M)
-        assert opening, "the rendered Caddyfile opens no global options block"
-        test_caddyfile = caddyfile[: opening.end()] + TEST_GLOBAL_OPTIONS + caddyfile[opening.end() :]
-        (service / "test-caddy" / "Caddyfile").write_text(test_caddyfile)
-        (service / "docker-compose.test.yml").write_text(CADDY_OVERRIDE)
-        files.append("docker-compose.test.yml")
+        files.append("docker-compose.local.yml")
     return files
 
 
