@@ -54,8 +54,9 @@ def _project_owned(patterns):
 def template_files(context, template_root):
     """(path, owner) of every file the template renders, owner "template" or "project".
 
-    Renders each file name as copier does: the names are Jinja, a name that
-    renders empty is not rendered, the templates' suffix is dropped.
+    Renders each file name as copier does: the templates' suffix is dropped,
+    then each part of the path is Jinja, and a part that renders empty means
+    the file is not rendered.
     """
     root = Path(template_root)
     config = yaml.safe_load((root / "copier.yml").read_text())
@@ -69,11 +70,11 @@ def template_files(context, template_root):
             continue
         if suffix and not relative.endswith(suffix) and path.with_name(path.name + suffix).exists():
             continue  # copier renders the templated sibling instead
+        if suffix:
+            relative = relative.removesuffix(suffix)
         parts = [_render(context, part) for part in relative.split("/")]
-        if not all(parts):
-            continue
-        name = "/".join(parts)
-        rendered.add(name.removesuffix(suffix) if suffix and relative.endswith(suffix) else name)
+        if all(parts):
+            rendered.add("/".join(parts))
     return [(name, "project" if project_owned(name) else "template") for name in sorted(rendered)]
 
 
