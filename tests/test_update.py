@@ -1,6 +1,7 @@
 """Real `copier update` runs between tagged versions of the template."""
 
 import re
+import shutil
 import subprocess
 import time
 
@@ -281,3 +282,53 @@ def test_a_django_bump_reaches_a_service_with_its_own_dependency(template, tmp_p
     assert suite.stdout.strip() == "5.2.19"
     tests = runner.run(runner.bin / "pytest", "-q", "-p", "no:cacheprovider")
     assert " passed" in tests.stdout and "failed" not in tests.stdout
+
+
+def test_a_service_copied_from_an_untagged_checkout_updates_to_the_next_release(tmp_path):
+    """A checkout without tags renders its commit as version 0.0.0.postN; the
+    next release, made with scripts/release.py, is tagged, and the service
+    updates to it cleanly (copier runs every migration up to that version)."""
+    template = TemplateRepo(tmp_path / "template", version=None)
+    for relative in ("CHANGELOG.md", "scripts/release.py"):
+        (template.path / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, template.path / relative)
+    template.commit("The release procedure")
+    service = ServiceRepo(template.path, tmp_path / "service", version=None)
+    assert "No git tags found in template; using HEAD as ref" in service.copy_output
+    copied_from = yaml.safe_load(service.read(".copier-answers.yml"))["_commit"]
+    assert copied_from == git("rev-parse", "--short", "HEAD", cwd=template.path).strip()
+    owned = make_owner_changes(service)
+
+    # The next release: a template-owned change, its changelog entry, the script.
+    template.edit(
+        "template/gunicorn.conf.py.jinja",
+        'keepalive = env.int("GUNICORN_KEEPALIVE", default=5',
+        'keepalive = env.int("GUNICORN_KEEPALIVE", default=10',
+    )
+    changelog = (template.path / "CHANGELOG.md").read_text()
+    note = "- gunicorn keeps idle connections open for 10 seconds.\n"
+    if "\n## Unreleased\n" in changelog:
+        changelog = changelog.replace("\n## Unreleased\n", f"\n## Unreleased\n\n{note}", 1)
+    else:
+        changelog = changelog.replace("\n## ", f"\n## Unreleased\n\n{note}\n## ", 1)
+    (template.path / "CHANGELOG.md").write_text(changelog)
+    template.commit("Longer keep-alive")
+    last = max(tuple(map(int, found)) for found in re.findall(r"^## (\d+)\.(\d+)\.(\d+) \(", changelog, re.M))
+    version = f"{last[0]}.{last[1] + 1}.0"
+    result = subprocess.run(
+        ["python3", "scripts/release.py", version], cwd=template.path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert git("describe", "--exact-match", "HEAD", cwd=template.path).strip() == f"v{version}"
+
+    # The README's update command: copier takes the newest tag by itself.
+    result = copier("update", "--trust", "--defaults", "--conflict", "inline", cwd=service.path)
+
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(service.read(".copier-answers.yml"))["_commit"] == f"v{version}"
+    for relative, text in owned.items():
+        assert service.read(relative) == text, f"{relative} was changed by the update"
+    assert service.changed_files() == [".copier-answers.yml", "gunicorn.conf.py"]
+    assert 'env.int("GUNICORN_KEEPALIVE", default=10' in service.read("gunicorn.conf.py")
+    assert conflicted(service) == []
+    assert not list(service.path.rglob("*.rej"))

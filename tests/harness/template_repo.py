@@ -42,14 +42,18 @@ def copy_template(destination):
 
 
 class TemplateRepo:
-    """A git repository of the template (the work tree as it is now), tagged v1.0.0."""
+    """A git repository of the template (the work tree as it is now), tagged
+    v<version> (v1.0.0), or not tagged at all with version None."""
 
-    def __init__(self, path):
+    def __init__(self, path, version="1.0.0"):
         self.path = path
         path.mkdir()
         copy_template(path)
         git("init", "--quiet", "--initial-branch=main", cwd=path)
-        self.release("1.0.0", "The template as it is")
+        if version:
+            self.release(version, "The template as it is")
+        else:
+            self.commit("The template as it is, untagged")
 
     def edit(self, relative, old, new):
         path = self.path / relative
@@ -57,31 +61,27 @@ class TemplateRepo:
         assert old in text, f"{old!r} not in {relative}"
         path.write_text(text.replace(old, new))
 
-    def release(self, version, message):
+    def commit(self, message):
         git("add", "--all", cwd=self.path)
         git("commit", "--quiet", "--allow-empty", "-m", message, cwd=self.path)
+
+    def release(self, version, message):
+        self.commit(message)
         git("tag", f"v{version}", cwd=self.path)
 
 
 class ServiceRepo:
-    """A service rendered from a template version, committed by its owner."""
+    """A service rendered from a template version (with version None, what
+    copier picks: the newest tag, or the checked-out commit of an untagged
+    template), committed by its owner."""
 
     def __init__(self, template, path, version="v1.0.0", **answers):
         self.path = path
         data = [arg for key, value in {**REQUIRED_ANSWERS, **answers}.items() for arg in ("--data", f"{key}={value}")]
-        result = copier(
-            "copy",
-            "--trust",
-            "--defaults",
-            "--quiet",
-            "--vcs-ref",
-            version,
-            *data,
-            str(template),
-            str(path),
-            cwd=path.parent,
-        )
+        ref = ["--vcs-ref", version] if version else []
+        result = copier("copy", "--trust", "--defaults", *ref, *data, str(template), str(path), cwd=path.parent)
         assert result.returncode == 0, result.stderr
+        self.copy_output = result.stderr
         git("init", "--quiet", "--initial-branch=main", cwd=path)
         self.commit("Start from the template")
 
