@@ -1,6 +1,6 @@
-"""The rendered service's development tooling: lint (ruff and mypy) for any
-package name and every variant, `make format`, `make app`, `make
-deploy-check`, and the Python that `make` builds .venv with."""
+"""The rendered service's tooling without its virtualenv: ruff on the
+rendered Python for any package name, and the Python that `make` builds
+.venv with (tests/test_tooling_service.py runs the tools themselves)."""
 
 import shutil
 import subprocess
@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.answers import VARIANTS, answers_for, package_of, python_version_of
+from harness.answers import answers_for, python_version_of
 from harness.policy import require
-from harness.service import SECRET_KEY, find_python, make, service_venv
-from harness.stack import base_image_for, build
+from harness.service import find_python
 
 BIN = Path(sys.executable).parent
 
@@ -23,7 +22,9 @@ PACKAGE_NAMES = ["acme_orders", "billing", "commerce", "dashboard", "orders", "s
 
 
 def run(*command, cwd, env=None, timeout=900):
-    return subprocess.run([str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def ruff(*arguments, cwd):
