@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.answers import answers_for, python_version_of
 from harness.policy import require
@@ -118,3 +119,14 @@ def test_the_services_python_passes_the_check(fresh_service):
 
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_the_commit_hooks_run_the_ruff_that_lint_runs(render):
+    service = render("defaults")
+    pins = dict(line.split("==") for line in (service / "requirements/dev.in").read_text().splitlines() if "==" in line)
+    repos = yaml.safe_load((service / ".pre-commit-config.yaml").read_text())["repos"]
+    (ruff_hooks,) = [repo for repo in repos if repo["repo"] == "https://github.com/astral-sh/ruff-pre-commit"]
+
+    assert ruff_hooks["rev"] == f"v{pins['ruff']}"
+    assert [hook["id"] for hook in ruff_hooks["hooks"]] == ["ruff-check", "ruff-format"]
+    assert "pre-commit" in pins
