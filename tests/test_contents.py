@@ -320,7 +320,7 @@ def test_explicit_counts_become_the_defaults(render):
     gunicorn = (service / "gunicorn.conf.py").read_text()
     assert 'env.int("GUNICORN_WORKERS", default=5, minimum=0)' in gunicorn
     assert 'env.int("GUNICORN_THREADS", default=4, minimum=1)' in gunicorn
-    base = (service / "src/obc_management/settings/base.py").read_text()
+    base = (service / f"src/{package_of(answers_for('explicit-workers'))}/settings/base.py").read_text()
     assert 'env.int("CELERY_CONCURRENCY", default=3, minimum=0)' in base
     assert "GUNICORN_WORKERS=5" in (service / ".env.example").read_text()
 

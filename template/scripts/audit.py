@@ -30,6 +30,7 @@ pip-audit, no answer from the database).
 import argparse
 import datetime
 import importlib.util
+import io
 import json
 import subprocess
 import sys
@@ -124,7 +125,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.parse_args()
     # One log in CI: the report (stdout) and the errors (stderr) in the order they happen.
-    sys.stdout.reconfigure(line_buffering=True)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     if importlib.util.find_spec("pip_audit") is None:
         print(f"pip-audit is not installed for {sys.executable}: it comes with requirements/dev.txt", file=sys.stderr)
         return 1

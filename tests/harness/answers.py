@@ -30,9 +30,11 @@ VARIANTS = {
         "use_celery_beat": False,
         "use_sentry": True,
     },
+    # A package that sorts before the template's own (servicekit) and
+    # before the default's: import blocks must be sorted for either.
     "explicit-workers": {
-        "project_slug": "obcms",
-        "package_name": "obc_management",
+        "project_slug": "acme-orders",
+        "package_name": "acme_orders",
         "web_workers": 5,
         "web_threads": 4,
         "celery_concurrency": 3,

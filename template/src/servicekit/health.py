@@ -72,7 +72,8 @@ def check_broker():
     # Any other transport: connect and disconnect through kombu.
     options = {"socket_connect_timeout": BROKER_TIMEOUT, "socket_timeout": BROKER_TIMEOUT}
     with current_app.connection_for_write(transport_options=options) as conn:
-        conn.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_TIMEOUT)
+        # kombu takes the timeout in seconds as a float; its type stubs say int.
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_TIMEOUT)  # type: ignore[arg-type]
 
 
 CHECKS = {"database": check_database, "cache": check_cache, "broker": check_broker}
