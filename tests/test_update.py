@@ -188,7 +188,8 @@ def test_update_from_the_previous_release_to_now(tmp_path, variant):
     version, commit = release
     # A clone with the release tagged, and the work tree as it is now tagged after it.
     repo = tmp_path / "template"
-    git("clone", "--quiet", "--no-checkout", str(ROOT), str(repo), cwd=tmp_path)
+    # Without the repository's own release tags: this clone makes its own.
+    git("clone", "--quiet", "--no-checkout", "--no-tags", str(ROOT), str(repo), cwd=tmp_path)
     git("checkout", "--quiet", commit, cwd=repo)
     git("tag", "--force", f"v{version}", cwd=repo)
     copy_template(repo)

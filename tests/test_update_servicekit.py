@@ -28,7 +28,8 @@ def last_commit_with_common():
 def template(tmp_path):
     """The template before the rename tagged v0.1.0, and as it is now tagged v0.2.0."""
     repo = tmp_path / "template"
-    git("clone", "--quiet", "--no-checkout", str(ROOT), str(repo), cwd=tmp_path)
+    # Without the repository's own release tags: this clone makes its own.
+    git("clone", "--quiet", "--no-checkout", "--no-tags", str(ROOT), str(repo), cwd=tmp_path)
     git("checkout", "--quiet", "-B", "main", last_commit_with_common(), cwd=repo)
     assert (repo / "template/src/common/health.py").is_file()
     git("tag", "v0.1.0", cwd=repo)

@@ -316,7 +316,9 @@ def test_renovate_finds_every_image_of_the_compose_files_and_dockerfiles(render,
     for name in rendered_files(service):
         path = service / name
         if re.fullmatch(r"docker-compose[^/]*\.yml", name):
-            expected[name] = {split_image(image) for image in compose_images(path).values()}
+            # The local override (with Caddy) names no image of its own.
+            if images := {split_image(image) for image in compose_images(path).values()}:
+                expected[name] = images
         elif path.name == "Dockerfile":
             expected[name] = dockerfile_images(path)
     assert set(expected) == {

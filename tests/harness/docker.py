@@ -311,9 +311,7 @@ def load_compose(compose_file: Path) -> dict:
 def compose_images(compose_file: Path) -> dict[str, str]:
     """variable -> default image of every image the compose file names (as
     ${VARIABLE:-default}), the build argument PYTHON_IMAGE included."""
-    import yaml  # copier's dependency
-
-    services = yaml.safe_load(compose_file.read_text())["services"]
+    services = load_compose(compose_file)["services"]
     images = {}
     for name, spec in services.items():
         build = spec.get("build")
