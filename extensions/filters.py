@@ -84,19 +84,26 @@ def slugify(value: object) -> str:
 
 
 def package_from_slug(value: object) -> str:
-    """The default package name for a slug: '3d-print-shop' -> 'print_shop_3d'.
+    """The default package name for a slug: a valid one, or '' if there is none.
 
-    A Python package cannot start with a digit, so leading words of digits
-    move to the end, where they keep their meaning ('2024-census' ->
-    'census_2024'); a slug of digits only gets a 'service_' prefix.
+    'obc-management' -> 'obc_management'. A Python package cannot start with
+    a digit, so leading words of digits move to the end, where they keep
+    their meaning ('3d-print-shop' -> 'print_shop_3d', '2024-census' ->
+    'census_2024'); a slug of digits only gets a 'service_' prefix. A name
+    that is a keyword or would shadow a module gets a '_service' suffix
+    ('django' -> 'django_service'), as package_error suggests.
     """
     words = [word for word in str(value or "").split("-") if word]
+    if not words:
+        return ""
     lead = 0
     while lead < len(words) and words[lead][0].isdigit():
         lead += 1
-    if words and lead == len(words):
-        return "_".join(["service", *words])[:50].rstrip("_")
-    return "_".join(words[lead:] + words[:lead])[:50].rstrip("_")
+    words = ["service", *words] if lead == len(words) else words[lead:] + words[:lead]
+    for name in ("_".join(words), "_".join([*words, "service"])):
+        if not package_error(name):
+            return name
+    return ""
 
 
 def text_error(value: object, what: str, *, required: bool = True, limit: int = 100) -> str:
