@@ -2,6 +2,7 @@
 
 import ast
 import importlib.util
+import re
 import subprocess
 import sys
 import tomllib
@@ -11,7 +12,8 @@ import pytest
 import yaml
 from jinja2 import Environment
 
-from harness.answers import DOMAIN, KIT, PACKAGE, REQUIRED_ANSWERS, ROOT
+from harness.answers import DOMAIN, KIT, PACKAGE, REQUIRED_ANSWERS, ROOT, VARIANTS
+from harness.template_repo import CONFLICT_MARKER, ServiceRepo, TemplateRepo, template_only_change
 
 COPIER = str(Path(sys.executable).parent / "copier")
 
@@ -261,3 +263,70 @@ def test_the_answer_error_hook_is_installed_once(monkeypatch):
 
     assert installed is not sys.__excepthook__
     assert sys.excepthook is installed
+
+
+COUNTS = {"web_workers": 5, "web_threads": 4, "celery_concurrency": 3}
+
+
+def test_counts_recorded_as_numbers_by_an_earlier_version_still_update(tmp_path):
+    template = TemplateRepo(tmp_path / "template")
+    # Versions before 0.1.1 asked the counts as numbers and recorded ints.
+    for name in COUNTS:
+        template.edit("copier.yml", f"{name}:\n  type: str\n", f"{name}:\n  type: int\n")
+    template.release("1.0.1", "Counts asked as numbers")
+    service = ServiceRepo(template.path, tmp_path / "service", version="v1.0.1", **COUNTS)
+    assert {name: recorded_answers(service.path)[name] for name in COUNTS} == COUNTS
+    gunicorn_before = service.read("gunicorn.conf.py")
+    for name in COUNTS:
+        template.edit("copier.yml", f"{name}:\n  type: int\n", f"{name}:\n  type: str\n")
+    template_only_change(template)
+
+    result = service.update("v1.1.0")
+
+    assert result.returncode == 0, result.stderr
+    assert not CONFLICT_MARKER.search(service.read("gunicorn.conf.py"))
+    assert {name: recorded_answers(service.path)[name] for name in COUNTS} == {
+        name: str(value) for name, value in COUNTS.items()
+    }
+    # The numbers render as before: only the template's own change differs.
+    assert service.read("gunicorn.conf.py") == gunicorn_before.replace(
+        'env.int("GUNICORN_KEEPALIVE", default=5', 'env.int("GUNICORN_KEEPALIVE", default=10'
+    )
+    assert "default=5, minimum=0) or 2 * available_cpus() + 1" in gunicorn_before
+    assert "CELERY_CONCURRENCY=3\n" in service.read(".env.example")
+
+
+def prose_lines(markdown):
+    """(number, line) of a Markdown file's prose: no fenced code, tables or code spans."""
+    fenced = False
+    for number, line in enumerate(markdown.splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced or line.lstrip().startswith("|"):
+            continue
+        yield number, re.sub(r"`[^`]*`", "`code`", line)
+
+
+@pytest.mark.parametrize("variant", [*VARIANTS, "no-beat-local-media"])
+def test_rendered_markdown_has_no_double_space_inside_a_sentence(render, variant):
+    # Catches an {% if %} at the end of a line, which trim_blocks joins to the
+    # next line's indentation ("The worker and beat  touch a file").
+    service = render(variant, use_celery_beat=False) if variant == "no-beat-local-media" else render(variant)
+    doubled = [
+        f"{path.relative_to(service)}:{number}: {line.strip()}"
+        for path in sorted(service.rglob("*.md"))
+        for number, line in prose_lines(path.read_text())
+        if re.search(r"\S {2,}\S", line.strip())
+    ]
+    assert doubled == []
+
+
+@pytest.mark.parametrize("beat", [True, False])
+def test_the_readme_says_which_processes_touch_their_health_file(render, beat):
+    readme = " ".join((render("defaults", use_celery_beat=beat) / "README.md").read_text().split())
+    if beat:
+        assert "The worker and beat touch a file that their healthcheck reads" in readme
+    else:
+        assert "The worker touches a file that its healthcheck reads" in readme
+        assert "beat" not in readme.split("Healthchecks everywhere")[1].split("Graceful stops")[0]
