@@ -56,6 +56,9 @@ RESERVED_PACKAGE_NAMES = frozenset(
 # Compose project names, image names and repositories may start with a digit
 # ("3d-print-shop"); Python packages may not.
 SLUG_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+# Slugs that YAML (1.1 or 1.2) reads as a number, a boolean or null: the
+# compose files' `name: <slug>` would not be a name.
+YAML_NOT_TEXT_RE = re.compile(r"^([0-9]+(e[0-9]+)?|0o[0-7]+|0x[0-9a-f]+|0b[01]+|y|n|yes|no|on|off|true|false|null)$")
 PACKAGE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 EMAIL_RE = re.compile(r"^[^@\s\"'<>\\]+@[^@\s\"'<>\\]+\.[^@\s\"'<>\\]+$")
@@ -80,7 +83,9 @@ def slugify(value: object) -> str:
     """'OBC Management System' -> 'obc-management-system', '3D Print Shop' -> '3d-print-shop' (ASCII only)."""
     text = unicodedata.normalize("NFKD", str(value or "")).encode("ascii", "ignore").decode()
     text = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return text[:50].rstrip("-")
+    slug = text[:50].rstrip("-")
+    # "42" or "Yes" would be a number or a boolean in YAML: "42-service".
+    return f"{slug}-service" if YAML_NOT_TEXT_RE.match(slug) else slug
 
 
 def package_from_slug(value: object) -> str:
@@ -136,6 +141,11 @@ def slug_error(value: object) -> str:
         return (
             "project_slug must be lower-case letters, digits and single hyphens, "
             "starting and ending with a letter or digit, e.g. 'obc-management'."
+        )
+    if YAML_NOT_TEXT_RE.match(slug):
+        return (
+            f"project_slug '{slug}' would be read as a number, true/false or null in the YAML files "
+            f"it names (docker-compose.yml); add a word, e.g. '{slug}-service'."
         )
     return ""
 

@@ -69,6 +69,9 @@ INVALID = [
     ("project_slug", "double--hyphen", "project_slug must be lower-case"),
     ("project_slug", "../escape", "project_slug must be lower-case"),
     ("project_slug", "a" * 51, "at most 50 characters"),
+    ("project_slug", "42", "project_slug '42' would be read as a number, true/false or null"),
+    ("project_slug", "true", "add a word, e.g. 'true-service'"),
+    ("project_slug", "0x1f", "would be read as a number"),
     ("package_name", "class", "is a Python keyword"),
     ("package_name", "match", "is a Python keyword"),
     ("package_name", "django", "would shadow"),
@@ -170,14 +173,15 @@ def test_a_leading_digit_stays_in_the_slug_and_moves_behind_in_the_package(rende
     ("project_name", "slug", "package"),
     [
         ("2024 Census", "2024-census", "census_2024"),
-        ("42", "42", "service_42"),
+        ("42", "42-service", "service_42"),
+        ("Yes", "yes-service", "yes_service"),
         ("Django", "django", "django_service"),
         ("Class", "class", "class_service"),
     ],
 )
-def test_the_derived_package_is_always_valid(copier_template, tmp_path, project_name, slug, package):
+def test_the_derived_slug_and_package_are_always_valid(copier_template, tmp_path, project_name, slug, package):
     # copier checks a default with the question's validator: an invalid
-    # derived package would end an interactive session instead of asking.
+    # derived default would end an interactive session instead of asking.
     dst = tmp_path / "service"
 
     result = copier_copy(copier_template, dst, {**REQUIRED_ANSWERS, "project_name": project_name})

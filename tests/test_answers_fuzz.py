@@ -89,7 +89,14 @@ def render_or_reject(template, tmp_path_factory, answers):
     except ValueError as error:
         outcomes["rejected"] += 1
         message = str(error)
-        assert message.startswith("Validation error for question") or message.startswith("Invalid choice")
+        # A refused answer, or a question left without a default because none
+        # could be derived from it (a name with no letters or digits gives no
+        # slug), which --defaults cannot answer.
+        assert (
+            message.startswith("Validation error for question")
+            or message.startswith("Invalid choice")
+            or re.fullmatch(r'Question "\w+" is required', message)
+        ), message
         assert not dst.exists(), "a refused answer left files behind"
         return None
     outcomes["rendered"] += 1
