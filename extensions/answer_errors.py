@@ -41,7 +41,11 @@ def answer_error_hook(previous):
             previous(error_type, error, tb)
             return
         message = str(error)
-        if question not in message:
+        if message == f'Question "{question}" is required':
+            # --defaults with a question that has no default (or none that
+            # could be derived from the other answers): say how to answer it.
+            message += f": give it with --data {question}=..., or run without --defaults to be asked."
+        elif question not in message:
             message = f"Invalid answer for question '{question}': {message}"
         print(message, file=sys.stderr)
 

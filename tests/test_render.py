@@ -111,11 +111,15 @@ def test_shell_scripts_parse_and_are_executable(render, variant):
         assert result.returncode == 0, result.stderr
 
 
+COUNT_QUESTIONS = {"web_workers", "web_threads", "celery_concurrency"}
+
+
 def test_answers_are_recorded(render, variant):
     service = render(variant)
     recorded = yaml.safe_load((service / ".copier-answers.yml").read_text())
     for key, value in answers_for(variant).items():
-        assert recorded[key] == value
+        # The counts are asked, and so recorded, as text.
+        assert recorded[key] == (str(value) if key in COUNT_QUESTIONS else value)
 
 
 def test_caddyfile_is_valid(render, variant):

@@ -159,7 +159,8 @@ def test_gunicorn_config_sizes_workers_from_the_cpus_and_rejects_bad_values(serv
     assert int(config["workers"]) == 2 * cpus + 1
     assert config["threads"] == "2"
     assert config["worker_class"] == "gthread"
-    assert config["control_socket"] == "/dev/shm/obc-management-system-gunicorn.ctl"
+    slug = service.answers.get("project_slug", "obc-management-system")
+    assert config["control_socket"] == f"/dev/shm/{slug}-gunicorn.ctl"
     assert config["worker_tmp_dir"] == "/dev/shm"
 
     for variable, value, message in [

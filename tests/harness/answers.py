@@ -25,6 +25,11 @@ PYTHON_VERSION = "3.13"
 VARIANTS = {
     "defaults": {},
     "s3-no-proxy-no-beat-sentry": {
+        # A name with an apostrophe (in the default description and sender
+        # too): every file that shows it must escape it.
+        "project_name": "Women's Health Registry",
+        "project_slug": "womens-health-registry",
+        "package_name": "womens_health",
         "media_backend": "s3",
         "reverse_proxy": "none",
         "use_celery_beat": False,
