@@ -69,7 +69,7 @@ def test_an_invalid_answer_to_an_update_changes_nothing(template, tmp_path):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert [line for line in result.stderr.splitlines() if "web_threads" in line] == [
-        "Validation error for question 'web_threads': web_threads must be a whole number from 1 to 32."
+        "Validation error for question 'web_threads': web_threads must be a whole number from 1 to 32, got '0'."
     ]
     assert service.changed_files() == []
 
@@ -149,7 +149,9 @@ def test_renamed_question_keeps_the_old_answer_without_prompting(template, tmp_p
     assert result.returncode == 0, result.stderr
     answers = yaml.safe_load(service.read(".copier-answers.yml"))
     assert "web_threads" not in answers
-    assert answers["gunicorn_threads"] == 4
+    # Counts are recorded as text (the question is a string, so that a wrong
+    # answer gets a message of the template's).
+    assert answers["gunicorn_threads"] == "4"
     assert 'env.int("GUNICORN_THREADS", default=4, minimum=1)' in service.read("gunicorn.conf.py")
     assert service.changed_files() == [".copier-answers.yml"]
 
