@@ -37,7 +37,11 @@ else:
     fallbacks.append("in-memory cache, tasks run eagerly")
 
 # --- E-mail ------------------------------------------------------------------
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Every message is written to a file in .mail/ (ignored by Git), where it
+# stays readable after runserver's output has scrolled away: `make mail`
+# shows them.
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = BASE_DIR.parent / ".mail"
 
 # Said once: runserver's autoreloader imports settings again in its child
 # process, which it marks with RUN_MAIN.
