@@ -1,14 +1,16 @@
-"""What a Django team expects from the first day: e-mail it can read in
-development."""
+"""What a Django team expects from the first day: its own user model (and
+an existing service keeping Django's), e-mail it can read in development."""
 
+import re
 import subprocess
 
 import pytest
+import yaml
+from copier import run_copy
 
-from harness.answers import python_version_of
-from harness.service import make, variant_service
-
-pytestmark = pytest.mark.service
+from harness.answers import PACKAGE, REQUIRED_ANSWERS, ROOT, answers_for, python_version_of
+from harness.service import Service, make, service_venv, variant_service
+from harness.template_repo import ServiceRepo, copy_template, git
 
 SEND_MAIL = """
 import django
@@ -19,11 +21,109 @@ send_mail("Reset your password", "Follow https://example.org/reset/abc to choose
 """
 
 
+SHOW_USER_MODEL = """
+import django
+django.setup()
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+print(settings.AUTH_USER_MODEL, get_user_model()._meta.db_table)
+"""
+
+
+def recorded_answers(service_path):
+    return yaml.safe_load((service_path / ".copier-answers.yml").read_text())
+
+
+def test_a_new_service_has_its_own_user_model(render):
+    service = render("defaults")
+
+    assert recorded_answers(service)["use_custom_user_model"] is True
+    assert 'AUTH_USER_MODEL = "users.User"' in (service / f"src/{PACKAGE}/settings/base.py").read_text()
+    assert (service / "src/users/migrations/0001_initial.py").is_file()
+    assert (service / "tests/test_users.py").is_file()
+
+
+@pytest.mark.parametrize(
+    ("existing", "data"),
+    [
+        # Adopting the template: the service's Django project is already there.
+        ({"src/manage.py": "", "README.md": "# Ours\n"}, {}),
+        ({"manage.py": ""}, {}),
+        # Said explicitly, on a new copy.
+        ({}, {"use_custom_user_model": False}),
+    ],
+)
+def test_a_service_that_exists_or_says_so_keeps_djangos_user_model(copier_template, tmp_path, existing, data):
+    service = tmp_path / "service"
+    for relative, text in existing.items():
+        (service / relative).parent.mkdir(parents=True, exist_ok=True)
+        (service / relative).write_text(text)
+
+    run_copy(
+        str(copier_template),
+        service,
+        data={**REQUIRED_ANSWERS, **data},
+        defaults=True,
+        overwrite=True,
+        unsafe=True,
+        quiet=True,
+    )
+
+    assert recorded_answers(service)["use_custom_user_model"] is False
+    assert not (service / "src/users").exists()
+    assert not (service / "tests/test_users.py").exists()
+    settings = (service / f"src/{PACKAGE}/settings/base.py").read_text()
+    assert "AUTH_USER_MODEL" not in settings and '"users"' not in settings
+
+
+def previous_release():
+    """(version, commit) of the newest "Release vX.Y.Z" commit in this repository's history."""
+    log = git("log", "--format=%H %s", "HEAD", cwd=ROOT)
+    for line in log.splitlines():
+        commit, subject = line.split(" ", 1)
+        match = re.fullmatch(r"Release v(\d+\.\d+\.\d+)", subject)
+        if match:
+            return match.group(1), commit
+    raise AssertionError("no 'Release vX.Y.Z' commit in this repository's history")
+
+
+@pytest.mark.service
+def test_a_service_updated_from_the_previous_release_keeps_djangos_user_model(tmp_path):
+    """The previous release had no user model of its own: a service made from
+    it has auth_user and migrations that depend on it, which a switch of
+    AUTH_USER_MODEL would break (InconsistentMigrationHistory)."""
+    version, commit = previous_release()
+    repo = tmp_path / "template"
+    git("clone", "--quiet", "--no-checkout", str(ROOT), str(repo), cwd=tmp_path)
+    git("checkout", "--quiet", commit, cwd=repo)
+    git("tag", "--force", f"v{version}", cwd=repo)
+    copy_template(repo)
+    git("add", "--all", cwd=repo)
+    git("commit", "--quiet", "--allow-empty", "-m", "Now", cwd=repo)
+    git("tag", "v99.0.0", cwd=repo)
+    service = ServiceRepo(repo, tmp_path / "service", version=f"v{version}")
+
+    result = service.update("v99.0.0")
+
+    assert result.returncode == 0, result.stderr
+    assert recorded_answers(service.path)["use_custom_user_model"] is False
+    assert not (service.path / "src/users").exists()
+    runner = Service(service.path, service_venv(service.path, python_version_of(answers_for("defaults"))), PACKAGE)
+    env = runner.env(
+        DJANGO_SETTINGS_MODULE=f"{PACKAGE}.settings.development", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    )
+    assert runner.python(SHOW_USER_MODEL, env=env).stdout.split() == ["auth.User", "auth_user"]
+    runner.manage("migrate", "--noinput", env=env)
+    assert "users" not in runner.manage("showmigrations", env=env).stdout.split()
+
+
 @pytest.fixture(scope="module")
 def service(render, tmp_path_factory):
     yield from variant_service(render, tmp_path_factory, "defaults", prefix="foundations")
 
 
+@pytest.mark.service
 def test_mail_sent_in_development_is_kept_in_a_git_ignored_directory_that_make_mail_shows(service):
     python_version = python_version_of(service.answers)
     before = make(service.path, "mail", python_version=python_version)
