@@ -1,8 +1,12 @@
 """What a Django team expects from the first day: its own user model (and
-an existing service keeping Django's), e-mail it can read in development."""
+an existing service keeping Django's), its language, e-mail it can read in
+development."""
 
+import importlib.util
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -142,3 +146,52 @@ def test_mail_sent_in_development_is_kept_in_a_git_ignored_directory_that_make_m
     subprocess.run(["git", "init", "--quiet"], cwd=service.path, check=True)
     ignored = subprocess.run(["git", "check-ignore", "--quiet", message], cwd=service.path)
     assert ignored.returncode == 0
+
+
+COPIER = str(Path(sys.executable).parent / "copier")
+
+
+def language_codes():
+    """The codes the language question accepts (extensions/languages.py)."""
+    spec = importlib.util.spec_from_file_location("languages", ROOT / "extensions/languages.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DJANGO_LANGUAGES
+
+
+def test_the_language_answer_is_the_services_language_code(render):
+    service = render("portuguese", language="pt-br")
+
+    assert recorded_answers(service)["language"] == "pt-br"
+    assert 'LANGUAGE_CODE = "pt-br"' in (service / f"src/{PACKAGE}/settings/base.py").read_text()
+    assert 'LANGUAGE_CODE = "en"' in (render("defaults") / f"src/{PACKAGE}/settings/base.py").read_text()
+
+
+@pytest.mark.parametrize(("answer", "hint"), [("EN_gb", "Did you mean en or en-au or en-gb?"), ("klingon", "")])
+def test_a_language_django_does_not_know_is_refused_and_nothing_is_written(copier_template, tmp_path, answer, hint):
+    service = tmp_path / "service"
+    data = [
+        arg for key, value in {**REQUIRED_ANSWERS, "language": answer}.items() for arg in ("--data", f"{key}={value}")
+    ]
+
+    result = subprocess.run(
+        [COPIER, "copy", "--trust", "--defaults", "--quiet", *data, str(copier_template), str(service)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode != 0
+    assert "language must be a language code that Django knows, in lower case" in result.stderr
+    assert f"got {answer!r}." in result.stderr
+    assert hint in result.stderr
+    assert not service.exists()
+
+
+@pytest.mark.service
+def test_the_language_question_accepts_exactly_djangos_languages(service):
+    django_languages = service.python(
+        "from django.conf import global_settings; print(*(code for code, _ in global_settings.LANGUAGES))"
+    ).stdout.split()
+
+    assert language_codes() == django_languages
