@@ -4,6 +4,8 @@ development."""
 
 import importlib.util
 import re
+import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +14,10 @@ import pytest
 import yaml
 from copier import run_copy
 
+from harness import stack as stack_tools
 from harness.answers import PACKAGE, REQUIRED_ANSWERS, ROOT, answers_for, python_version_of
-from harness.service import Service, make, service_venv, variant_service
+from harness.docker import docker
+from harness.service import SECRET_KEY, Service, make, service_venv, variant_service
 from harness.template_repo import ServiceRepo, copy_template, git
 
 SEND_MAIL = """
@@ -195,3 +199,50 @@ def test_the_language_question_accepts_exactly_djangos_languages(service):
     ).stdout.split()
 
     assert language_codes() == django_languages
+
+
+# A translation as a service adds one: makemessages writes the .po file (in
+# Git), the image build compiles it.
+GERMAN = r"""msgid ""
+msgstr ""
+"Content-Type: text/plain; charset=UTF-8\n"
+"Language: de\n"
+
+msgid "Our inventory"
+msgstr "Unser Bestand"
+"""
+
+# In the image, with its production settings (LOCALE_PATHS).
+TRANSLATE = """
+import django
+from django.utils import translation
+
+django.setup()
+with translation.override("de"):
+    print(translation.gettext("Our inventory"))
+"""
+
+
+@pytest.mark.docker
+@pytest.mark.xdist_group("docker")
+def test_the_image_holds_the_services_compiled_translations_and_no_gettext(engine, render, tmp_path):
+    service = tmp_path / "service"
+    shutil.copytree(render("defaults"), service)
+    po = service / "src/locale/de/LC_MESSAGES/django.po"
+    po.parent.mkdir(parents=True)
+    po.write_text(GERMAN)
+    tag = f"foundations-{secrets.token_hex(4)}:test"
+
+    stack_tools.build(service, tag, stack_tools.base_image_for(service))
+    try:
+        production = [
+            f"--env=SECRET_KEY={SECRET_KEY}",
+            "--env=DATABASE_URL=postgres://app@db/app",
+            "--env=REDIS_URL=redis://redis:6379/0",
+            "--env=EMAIL_URL=consolemail://",
+        ]
+        assert docker("run", "--rm", *production, tag, "python", "-c", TRANSLATE).stdout.strip() == "Unser Bestand"
+        # msgfmt stayed in the build.
+        assert docker("run", "--rm", tag, "sh", "-c", "command -v msgfmt", check=False).returncode != 0
+    finally:
+        docker("rmi", tag, check=False)
