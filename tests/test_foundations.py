@@ -3,6 +3,7 @@ an existing service keeping Django's), its language, e-mail it can read in
 development."""
 
 import importlib.util
+import json
 import re
 import secrets
 import shutil
@@ -17,7 +18,7 @@ from copier import run_copy
 from harness import stack as stack_tools
 from harness.answers import PACKAGE, REQUIRED_ANSWERS, ROOT, answers_for, python_version_of
 from harness.docker import docker
-from harness.service import SECRET_KEY, Service, make, service_venv, variant_service
+from harness.service import SECRET_KEY, Service, make, prepare_service, service_venv, variant_service
 from harness.template_repo import ServiceRepo, copy_template, git
 
 SEND_MAIL = """
@@ -246,3 +247,60 @@ def test_the_image_holds_the_services_compiled_translations_and_no_gettext(engin
         assert docker("run", "--rm", tag, "sh", "-c", "command -v msgfmt", check=False).returncode != 0
     finally:
         docker("rmi", tag, check=False)
+
+
+# Settings as an adopting team often writes them: its old settings module,
+# which started from the template's base, became settings/project.py.
+STAR_IMPORTING_PROJECT = """
+from .base import *  # noqa: F403
+
+TIME_ZONE = "Asia/Manila"
+"""
+
+SHOW_DERIVED = """
+import json
+import django
+from django.conf import settings
+
+django.setup()
+from celery import current_app
+
+print(json.dumps({
+    "conn_max_age": settings.DATABASES["default"]["CONN_MAX_AGE"],
+    "celery_timezone": current_app.conf.timezone,
+    "password_hasher": settings.PASSWORD_HASHERS[0],
+}))
+"""
+
+
+@pytest.mark.service
+@pytest.mark.parametrize(
+    ("explicit", "production_conn_max_age"),
+    [
+        # What the file does not set keeps the environment module's value.
+        ("", 60),
+        # What it sets wins, even the very value base.py has.
+        ("CONN_MAX_AGE = 0\n", 0),
+    ],
+)
+def test_a_project_file_that_star_imports_base_changes_only_what_it_sets(
+    render, tmp_path, explicit, production_conn_max_age
+):
+    service = prepare_service(render("defaults"), tmp_path / "service", answers_for("defaults"))
+    settings = service.path / f"src/{PACKAGE}/settings"
+    (settings / "project.py").write_text((settings / "project.py").read_text() + STAR_IMPORTING_PROJECT + explicit)
+    production_env = service.production_env("postgres://app:secret@db:5432/app", "redis://redis:6379/0")
+
+    production = json.loads(service.python(SHOW_DERIVED, env=production_env).stdout)
+    test = json.loads(
+        service.python(SHOW_DERIVED, env=service.env(DJANGO_SETTINGS_MODULE=f"{PACKAGE}.settings.test")).stdout
+    )
+
+    assert production == {
+        "conn_max_age": production_conn_max_age,
+        "celery_timezone": "Asia/Manila",
+        "password_hasher": "servicekit.hashers.BoundedArgon2PasswordHasher",
+    }
+    assert test["celery_timezone"] == "Asia/Manila"
+    # The test settings' fast hasher, not base.py's.
+    assert test["password_hasher"] == "django.contrib.auth.hashers.MD5PasswordHasher"
