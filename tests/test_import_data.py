@@ -6,7 +6,8 @@ PostgreSQL 15 server with its own user and database names, on a Docker
 network of its own, holding the Django project's tables (migrated by the
 service's code) with rows, a schema of its own with a grant to a role the
 new server does not have; its media files in a directory and in a volume.
-The adopted stack is the defaults variant, on PostgreSQL 17. The tests run
+The adopted stack is the defaults variant, on PostgreSQL 17, with
+Django's own user model (as an adopting service keeps it). The tests run
 in file order: the refusals on an empty stack, the import, the refusal of a
 second one, then a forced import from a dump file and a volume. The
 figures (import times, sizes) are printed at the end of the run.
@@ -126,7 +127,8 @@ def volume_checksums(stack: OperatorStack) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def stack(render, tmp_path_factory):
-    with operated_stack(render("defaults"), tmp_path_factory.mktemp("import"), "import") as project:
+    adopted = render("defaults", use_custom_user_model=False)
+    with operated_stack(adopted, tmp_path_factory.mktemp("import"), "import") as project:
         yield project
 
 

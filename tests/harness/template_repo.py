@@ -113,8 +113,8 @@ def template_only_change(template):
     )
     template.edit(
         "template/src/{{package_name}}/settings/base.py.jinja",
-        'LANGUAGE_CODE = "en-us"',
-        'LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en-us")',
+        'LANGUAGE_CODE = "{{ language }}"',
+        'LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="{{ language }}")',
     )
     template.edit("template/Makefile.jinja", "lint: install\n", "lint: install  # ruff: rules and formatting\n")
     template.release("1.1.0", "Longer keep-alive, LANGUAGE_CODE from the environment")

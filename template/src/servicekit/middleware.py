@@ -2,7 +2,7 @@ from django.conf import settings
 from django.http import HttpResponse
 
 from . import health
-from .csp import header_value
+from .csp import header_value, with_inline_code
 from .proxy import TrustedProxies
 
 PROBES = {"/health/": health.liveness, "/ready/": health.readiness}
@@ -95,14 +95,21 @@ class ContentSecurityPolicyMiddleware(DefaultHeadersMiddleware):
     settings.SECURE_CSP_REPORT_ONLY as Content-Security-Policy-Report-Only,
     on every response that does not set its own: what Django 6's
     django.middleware.csp.ContentSecurityPolicyMiddleware does with the same
-    settings (see servicekit.csp)."""
+    settings (see servicekit.csp).
+
+    Under DEBUG both policies also allow inline scripts and styles, which
+    Django's development pages need (servicekit.csp.with_inline_code).
+    """
 
     def __init__(self, get_response):
         super().__init__(get_response)
-        self.headers = {
-            "Content-Security-Policy": header_value(getattr(settings, "SECURE_CSP", {})),
-            "Content-Security-Policy-Report-Only": header_value(getattr(settings, "SECURE_CSP_REPORT_ONLY", {})),
+        policies = {
+            "Content-Security-Policy": getattr(settings, "SECURE_CSP", {}),
+            "Content-Security-Policy-Report-Only": getattr(settings, "SECURE_CSP_REPORT_ONLY", {}),
         }
+        if settings.DEBUG:
+            policies = {header: with_inline_code(policy) for header, policy in policies.items()}
+        self.headers = {header: header_value(policy) for header, policy in policies.items()}
 
 
 class PermissionsPolicyMiddleware(DefaultHeadersMiddleware):

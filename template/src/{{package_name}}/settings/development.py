@@ -8,7 +8,7 @@ in memory and Celery runs tasks in the calling process. Set either variable
 import sys
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, env, finish
+from .base import BASE_DIR, env, finish, own_settings
 
 # --- Security ----------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=True)
@@ -37,7 +37,11 @@ else:
     fallbacks.append("in-memory cache, tasks run eagerly")
 
 # --- E-mail ------------------------------------------------------------------
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Every message is written to a file in .mail/ (ignored by Git), where it
+# stays readable after runserver's output has scrolled away: `make mail`
+# shows them.
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = BASE_DIR.parent / ".mail"
 
 # Said once: runserver's autoreloader imports settings again in its child
 # process, which it marks with RUN_MAIN.
@@ -45,7 +49,8 @@ if fallbacks and not env.bool("RUN_MAIN", default=False):
     print(f"Development settings without services: {', '.join(fallbacks)}.", file=sys.stderr)
 
 # --- The service's own settings, then what derives from them ----------------
-from .project import *  # noqa: E402, F403
-from .project_development import *  # noqa: E402, F403
+from . import project, project_development  # noqa: E402
 
+globals().update(own_settings(project))
+globals().update(own_settings(project_development))
 finish(globals())

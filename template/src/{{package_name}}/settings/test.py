@@ -5,7 +5,7 @@ CI), and SQLite and an in-memory cache otherwise. Tasks run eagerly.
 """
 
 from .base import *  # noqa: F403
-from .base import env, finish
+from .base import env, finish, own_settings
 
 # --- Security ----------------------------------------------------------------
 DEBUG = False
@@ -50,7 +50,8 @@ WHITENOISE_AUTOREFRESH = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 # --- The service's own settings, then what derives from them ----------------
-from .project import *  # noqa: E402, F403
-from .project_test import *  # noqa: E402, F403
+from . import project, project_test  # noqa: E402
 
+globals().update(own_settings(project))
+globals().update(own_settings(project_test))
 finish(globals())
