@@ -8,6 +8,8 @@ address, when given, belongs to one user whatever its case: ready for
 logging in by e-mail.
 """
 
+from typing import ClassVar
+
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
@@ -21,9 +23,11 @@ class UserManager(DjangoUserManager):
 
 
 class User(AbstractUser):
-    objects = UserManager()
+    objects: ClassVar[UserManager] = UserManager()
 
-    class Meta(AbstractUser.Meta):
+    # AbstractUser's Meta gives the model its names ("user", "users"); the
+    # type stubs do not declare it.
+    class Meta(AbstractUser.Meta):  # type: ignore[name-defined]
         constraints = [
             # Users without an address are allowed: createsuperuser and
             # create_user() do not require one.
