@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from harness.answers import DOMAIN, PYTHON_VERSION, REQUIRED_ANSWERS
+from harness.docker import load_compose
 from harness.policy import require
 from harness.service import Service, service_venv
 
@@ -164,7 +165,10 @@ def assert_service_is_sound(service_path, bin_dir, answers):
     for path in service_path.rglob("*.py"):
         ast.parse(path.read_text(), str(path))
     for path in [*service_path.rglob("*.yml"), *service_path.rglob("*.yaml")]:
-        yaml.safe_load(path.read_text())
+        if path.name.startswith("docker-compose"):
+            load_compose(path)  # Compose's merge tags (!override) included
+        else:
+            yaml.safe_load(path.read_text())
     for path in service_path.rglob("*.json"):
         json.loads(path.read_text())
     for path in [*service_path.rglob("*.toml"), *service_path.rglob("*.toml.example")]:
