@@ -56,20 +56,24 @@ def test_a_new_database_gets_a_full_backup_and_archives_its_wal(stack):
 
 def test_a_commit_on_a_quiet_database_reaches_the_repository_within_the_bound(stack, figure):
     wait_for_a_backup(stack)
-    stack.add_groups("archived")
-    committed = time.monotonic()
-    # The segment that holds the commit, and where pgBackRest stores it.
-    segment = stack.sql("select pg_walfile_name(pg_current_wal_lsn())")
+    # One commit, the segment that holds it and the server's clock at the
+    # commit (the repository is on this host, under the same clock).
+    segment, committed = stack.sql(
+        "insert into auth_group (name) values ('archived')"
+        " returning pg_walfile_name(pg_current_wal_lsn()), extract(epoch from clock_timestamp())"
+    ).split("|")
     archive = stack.service / "backups" / "archive" / "db"
 
     def stored():
         return list(archive.glob(f"*/{segment[:16]}/{segment}-*"))
 
-    service_tools.wait_for(stored, timeout=MAX_DATA_LOSS + 30, interval=0.2, message=f"{segment} in the repository")
-    seconds = time.monotonic() - committed
+    (pushed,) = service_tools.wait_for(stored, timeout=120, interval=0.2, message=f"{segment} in the repository")
+    seconds = pushed.stat().st_mtime - float(committed)
     figure(f"commit to its WAL in the repository, archive_timeout {MAX_DATA_LOSS} s", f"{seconds:.1f} s")
-    # archive_timeout closes the segment; the push itself takes well under a second.
-    assert seconds < MAX_DATA_LOSS + 3
+    # The figure is the bound's measure. A quiet database fills no segment,
+    # so without archive_timeout the commit would never be archived; the
+    # margin is the push's own time, which a loaded machine stretches.
+    assert seconds < MAX_DATA_LOSS + 25
 
 
 def test_a_wrong_restore_is_refused_with_one_message_and_touches_nothing(stack, tmp_path):

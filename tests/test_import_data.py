@@ -234,7 +234,7 @@ def test_a_postgres_15_deployment_is_imported_with_every_row_and_every_media_fil
     for step in (
         "Counting the rows of every table on the source",
         "Dumping the source with pg_dump 17",
-        "Stopping web worker beat",
+        "Stopping proxy web worker beat",
         "Loading the dump into app as app",
         "every count is the same",
         "every checksum is the same",

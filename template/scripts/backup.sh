@@ -38,8 +38,11 @@ die() {
     exit 1
 }
 
-# Stops those of the given services that the stack has (beat is optional);
-# their names are left in STOPPED.
+# Stops those of the given services that the stack has (beat and proxy are
+# optional); their names are left in STOPPED. A restore stops the proxy
+# first: clients are refused while the site is away, and a proxy left
+# running would turn unhealthy (its healthcheck goes through web), which
+# fails the stack's start afterwards.
 stop_services() {
     present_services "$@"
     STOPPED=("${PRESENT[@]}")
@@ -160,7 +163,7 @@ restore() {
         options+=(--type=time "--target=${target}" --target-action=promote)
     fi
 
-    stop_services "${WRITERS[@]}" db
+    stop_services proxy "${WRITERS[@]}" db
 
     echo "Restoring the database volume to ${target:-the last archived transaction}..."
     in_backup pgbackrest restore "${options[@]}"
@@ -248,7 +251,7 @@ restore_media() {
         replaced=", replacing the files that were there"
     fi
 
-    stop_services "${MEDIA_WRITERS[@]}"
+    stop_services proxy "${MEDIA_WRITERS[@]}"
 
     echo "Restoring the media volume from ${copy}..."
     # As root (not through the image's entrypoint, which runs commands as

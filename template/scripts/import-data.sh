@@ -238,7 +238,10 @@ elif [ -n "${dump}" ]; then
     echo "$(wc -l <"${work}/source-rows") tables, $(awk '{ rows += $2 } END { print rows + 0 }' "${work}/source-rows") rows"
 fi
 
-present_services "${WRITERS[@]}"
+# The proxy first: clients are refused while the data is replaced, and a
+# proxy left running would turn unhealthy (its healthcheck goes through
+# web), which fails the stack's start afterwards.
+present_services proxy "${WRITERS[@]}"
 stop=("${PRESENT[@]}")
 step "Stopping ${stop[*]}"
 docker compose stop "${stop[@]}"

@@ -102,7 +102,7 @@ def lose_and_restore(stack: BackupStack, figure, where: str = "") -> None:
         f"{time.monotonic() - started:.0f} s",
     )
     assert latest.returncode == 0, latest.stdout[-3000:] + latest.stderr[-3000:]
-    assert "Stopping web worker beat backup db" in latest.stdout
+    assert "Stopping proxy web worker beat backup db" in latest.stdout
     assert stack.groups() == everything
 
     started = time.monotonic()
