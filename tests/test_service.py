@@ -3,6 +3,7 @@ Celery and S3-compatible storage."""
 
 import json
 import os
+import re
 import signal
 import uuid
 
@@ -54,6 +55,24 @@ def test_deployment_checks_pass_with_zero_issues(service, postgres_server, redis
     assert result.stderr.strip() == ""
 
 
+def test_production_reads_its_secrets_from_files(service, postgres_server, redis_server, tmp_path):
+    # As Docker and Kubernetes secrets arrive: one file each, the variable
+    # NAME_FILE naming it, NAME itself unset.
+    env = service.production_env(postgres_server.url, redis_server.url)
+    for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "EMAIL_URL"):
+        (tmp_path / name).write_text(env.pop(name) + "\n")
+        env[f"{name}_FILE"] = str(tmp_path / name)
+    result = service.manage("check", "--deploy", "--fail-level", "WARNING", "--database", "default", env=env)
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+
+    # Both set: start-up stops, naming them, and shows neither value.
+    env["SECRET_KEY"] = (tmp_path / "SECRET_KEY").read_text().strip()
+    refused = service.manage("check", env=env, check=False)
+    assert refused.returncode != 0
+    assert "Set SECRET_KEY or SECRET_KEY_FILE, not both" in refused.stderr
+    assert env["SECRET_KEY"] not in refused.stderr
+
+
 def test_models_and_migrations_agree(service):
     result = service.manage("makemigrations", "--check", "--dry-run")
     assert "No changes detected" in result.stdout
@@ -83,6 +102,34 @@ def test_migrations_apply_on_postgres_and_the_check_script_sees_it(service, post
         "SELECT count(*) FROM django_migrations", database=env["DATABASE_URL"].rsplit("/", 1)[1]
     )
     assert int(tables.strip()) > 10
+
+
+def test_the_new_code_waits_for_its_migrations_then_starts(service, postgres_server, redis_server, tmp_path):
+    """scripts/wait_for_migrations.sh, which the Swarm and Kubernetes
+    containers start through: the command runs only once migrate is done."""
+    env = service.production_env(fresh_database(postgres_server), redis_server.url, MIGRATIONS_WAIT_SECONDS="120")
+    started = tmp_path / "started"
+    waiting = service.start(
+        service.path / "scripts/wait_for_migrations.sh", "touch", started, env=env, log_name="wait-for-migrations"
+    )
+    wait_for(lambda: "Waiting for the migrations" in log_of(waiting), message="the wait to begin")
+    assert waiting.poll() is None and not started.exists()
+
+    service.manage("migrate", "--noinput", env=env)
+    wait_for(lambda: waiting.poll() is not None, timeout=60, message="the wait to end")
+    assert waiting.returncode == 0, log_of(waiting)
+    assert started.exists()
+    assert "Every migration is applied." in log_of(waiting)
+
+    # Migrations that never come: the wait ends, naming the first missing.
+    env = {**env, "DATABASE_URL": fresh_database(postgres_server), "MIGRATIONS_WAIT_SECONDS": "1"}
+    given_up = service.run(
+        service.path / "scripts/wait_for_migrations.sh", "touch", tmp_path / "never", env=env, check=False
+    )
+    assert given_up.returncode == 1
+    assert "were not applied within 1 s (MIGRATIONS_WAIT_SECONDS)" in given_up.stderr
+    assert re.search(r"^\[ \]  \w+\.0001_initial$", given_up.stderr, re.MULTILINE), given_up.stderr
+    assert not (tmp_path / "never").exists()
 
 
 def test_development_runs_with_no_services(service):

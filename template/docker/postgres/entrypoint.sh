@@ -68,6 +68,22 @@ use_s3_bucket() {
     export BACKUP_REPOSITORY="S3 bucket ${BACKUP_S3_BUCKET} at ${endpoint}, path ${PGBACKREST_REPO1_PATH}"
 }
 
+# Secrets as files (Docker Swarm and Kubernetes mount them so): NAME_FILE
+# names the file that holds NAME. Read here, for every command of the image
+# (the official entrypoint knows only POSTGRES_PASSWORD_FILE, and not in
+# every process it starts).
+for name in POSTGRES_PASSWORD APP_DB_PASSWORD BACKUP_S3_KEY BACKUP_S3_SECRET SENTRY_DSN; do
+    file="${name}_FILE"
+    if [ -n "${!file:-}" ]; then
+        if [ -n "${!name:-}" ]; then
+            fail "set ${name} or ${file}, not both"
+        fi
+        [ -r "${!file}" ] || fail "${file} names ${!file}, which cannot be read"
+        export "${name}=$(cat "${!file}")"
+        unset "${file}"
+    fi
+done
+
 if [ -n "${BACKUP_S3_BUCKET:-}" ]; then
     use_s3_bucket
 else

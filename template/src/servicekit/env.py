@@ -7,6 +7,10 @@
 - A value that is set but is not what was asked for (``DEBUG=maybe``,
   ``GUNICORN_TIMEOUT=abc``) stops start-up with an error naming it; it never
   falls back to the default.
+- Any variable can come from a file instead: ``SECRET_KEY_FILE=/run/secrets/
+  secret-key`` reads SECRET_KEY from that file (Docker and Kubernetes mount
+  secrets as files, which keeps them out of the environment). Setting both
+  NAME and NAME_FILE is an error naming them.
 
 Settings, gunicorn.conf.py and the Celery app all read through ``env``, so the
 rule is the same in every process. It raises ImproperlyConfigured, Django's
@@ -34,13 +38,34 @@ class Env:
         self.variables = variables
 
     def value(self, name, default):
-        """The variable's text without surrounding white space, or None to use the default."""
+        """The variable's text (or its file's, with NAME_FILE) without
+        surrounding white space, or None to use the default."""
         text = self.variables.get(name, "").strip()
+        path = self.variables.get(f"{name}_FILE", "").strip()
+        if path:
+            if text:
+                raise ImproperlyConfigured(f"Set {name} or {name}_FILE, not both: they would disagree one day.")
+            text = self.file(name, path)
         if text:
             return text
         if default is REQUIRED:
-            raise ImproperlyConfigured(f"Set the {name} environment variable (see .env.example).")
+            raise ImproperlyConfigured(
+                f"Set the {name} environment variable, or {name}_FILE to a file that holds it (see .env.example)."
+            )
         return None
+
+    @staticmethod
+    def file(name, path):
+        """The text of NAME_FILE's file. A file that is missing, unreadable
+        or empty is an error: it names a secret that was not mounted."""
+        try:
+            text = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = (error.strerror or str(error)) if isinstance(error, OSError) else "not UTF-8 text"
+            raise ImproperlyConfigured(f"{name}_FILE names {path}, which cannot be read: {reason}.") from None
+        if not text:
+            raise ImproperlyConfigured(f"{name}_FILE names {path}, which is empty.")
+        return text
 
     def str(self, name, default=REQUIRED):
         text = self.value(name, default)

@@ -91,3 +91,41 @@ def test_a_url_whose_password_is_not_encoded_is_refused_without_showing_it():
         env.database("DATABASE_URL", ["postgres"])
 
     assert "first" not in str(error.value) and "second" not in str(error.value)
+
+
+def test_a_variable_can_come_from_a_file(tmp_path):
+    secret = tmp_path / "secret-key"
+    secret.write_text("from-a-file\n")
+    env = Env({"SECRET_KEY_FILE": str(secret), "WORKERS_FILE": str(tmp_path / "workers")})
+    (tmp_path / "workers").write_text(" 3 ")
+
+    assert env.str("SECRET_KEY") == "from-a-file"
+    assert env.int("WORKERS", default=1) == 3
+
+
+def test_a_variable_and_its_file_together_are_refused(tmp_path):
+    (tmp_path / "key").write_text("from-a-file")
+    env = Env({"SECRET_KEY": "from-the-environment", "SECRET_KEY_FILE": str(tmp_path / "key")})
+
+    with pytest.raises(ImproperlyConfigured, match="Set SECRET_KEY or SECRET_KEY_FILE, not both") as error:
+        env.str("SECRET_KEY")
+
+    assert "from-" not in str(error.value)
+
+
+@pytest.mark.parametrize(("content", "problem"), [(None, "cannot be read: No such file"), ("\n", "which is empty")])
+def test_a_file_that_holds_nothing_is_named_not_taken_for_unset(tmp_path, content, problem):
+    path = tmp_path / "database-url"
+    if content is not None:
+        path.write_text(content)
+
+    with pytest.raises(ImproperlyConfigured) as error:
+        Env({"DATABASE_URL_FILE": str(path)}).str("DATABASE_URL", default="sqlite://")
+
+    assert str(error.value).startswith(f"DATABASE_URL_FILE names {path}, ")
+    assert problem in str(error.value)
+
+
+def test_the_error_for_a_required_variable_mentions_its_file():
+    with pytest.raises(ImproperlyConfigured, match="or SECRET_KEY_FILE to a file that holds it"):
+        Env({}).str("SECRET_KEY")
