@@ -27,14 +27,14 @@ PRODUCTION = "overlays/production"
 # CI's kind overlay (which adds components/in-cluster-data).
 KUSTOMIZATIONS = ["base", PRODUCTION, "overlays/kind"]
 APP_COMPONENTS = {"web", "worker", "beat", "migrate"}
-# The Secret the team creates (README.md in deploy/kubernetes/).
+# The Secret the team creates (deploy/kubernetes/GUIDE.md).
 SECRETS_MOUNT = "/run/secrets"
 
 # What .env.example has that the pods never read: the Compose stack's own
 # servers (the database superuser and the app's role, the backups, Redis's
 # password and the cache's memory), images, memory limits, Caddy's site and
 # options, the published port, and web's watchdog (the kubelet restarts a
-# pod whose liveness probe fails). deploy/kubernetes/README.md lists them.
+# pod whose liveness probe fails). deploy/kubernetes/GUIDE.md lists them.
 STACK_ONLY = re.compile(
     r"POSTGRES_\w+|APP_DB_\w+|BACKUP_\w+|REDIS_PASSWORD|CACHE_MAX_MEMORY|(\w+_)?IMAGE|\w+_MEMORY_LIMIT"
     r"|DOMAIN|CADDY_\w+|LOCAL_\w+|WEB_BIND|WEB_PORT|WEB_WATCHDOG_FAILURES"
@@ -409,7 +409,7 @@ def test_secrets_are_files_of_the_teams_secret(render, variant):
             assert secret["secretName"] == f"{slug_of(variant)}-secrets", name
             assert "items" not in secret and secret["defaultMode"] & 0o007 == 0
     # The command that creates the Secret names exactly these keys.
-    readme = (service / KUBERNETES / "README.md").read_text()
+    readme = (service / KUBERNETES / "GUIDE.md").read_text()
     command = re.search(r"kubectl create secret generic .*?\n```", readme, re.S).group(0)
     assert set(re.findall(r"--from-(?:literal|file)=(\w+)=", command)) == expected
 
@@ -476,7 +476,7 @@ def test_one_migrator_and_pods_that_wait_for_it(render, variant):
         if document["metadata"].get("labels", {}).get("app.kubernetes.io/component") in ("config", "migrate")
     ]
     assert sorted(document["kind"] for document in first) == ["ConfigMap", "Job"]
-    readme = (service / KUBERNETES / "README.md").read_text()
+    readme = (service / KUBERNETES / "GUIDE.md").read_text()
     assert "--selector 'app.kubernetes.io/component in (config,migrate)'" in readme
     assert f"kubectl wait job/{slug}-migrate" in readme and "--for condition=complete" in readme
     assert readme.index("kubectl wait job/") < readme.index('kubectl apply -k "$overlay"\n')

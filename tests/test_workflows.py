@@ -169,7 +169,7 @@ def test_ci_audits_the_locks_and_keeps_the_images_sbom(render, variant):
 def test_ci_deploys_the_kubernetes_manifests_on_kind_only_when_asked(render, variant):
     """The optional kubernetes job (not run by the template's own tests,
     which have no cluster): kind at a pinned release checked against its
-    hash, the image CI builds, the rollout of deploy/kubernetes/README.md."""
+    hash, the image CI builds, the rollout of deploy/kubernetes/GUIDE.md."""
     service = render(variant)
     workflow = workflows(service)["ci.yml"]
     # `on:` reads as True in YAML 1.1.
