@@ -127,7 +127,12 @@ def test_both_sides_changing_the_same_lines_is_a_visible_conflict(template, tmp_
 
 def test_renamed_question_keeps_the_old_answer_without_prompting(template, tmp_path):
     service = ServiceRepo(template.path, tmp_path / "service", web_threads=4)
-    for relative in ["copier.yml", "template/gunicorn.conf.py.jinja", "template/.env.example.jinja"]:
+    for relative in [
+        "copier.yml",
+        "template/gunicorn.conf.py.jinja",
+        "template/.env.example.jinja",
+        "template/deploy/kubernetes/base/app.env.jinja",
+    ]:
         path = template.path / relative
         path.write_text(path.read_text().replace("web_threads", "gunicorn_threads"))
     with (template.path / "copier.yml").open("a") as copier_yml:

@@ -166,6 +166,46 @@ def test_ci_audits_the_locks_and_keeps_the_images_sbom(render, variant):
     assert image.index(build) < [step.get("run") for step in image].index(copy) < image.index(upload)
 
 
+def test_ci_deploys_the_kubernetes_manifests_on_kind_only_when_asked(render, variant):
+    """The optional kubernetes job (not run by the template's own tests,
+    which have no cluster): kind at a pinned release checked against its
+    hash, the image CI builds, the rollout of deploy/kubernetes/GUIDE.md."""
+    service = render(variant)
+    workflow = workflows(service)["ci.yml"]
+    # `on:` reads as True in YAML 1.1.
+    assert "workflow_dispatch" in workflow[True]
+    job = workflow["jobs"]["kubernetes"]
+    assert job["if"] == "github.event_name == 'workflow_dispatch' || vars.KUBERNETES_CI == 'true'"
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", job["env"]["KIND_VERSION"])
+    assert re.fullmatch(r"[0-9a-f]{64}", job["env"]["KIND_SHA256"])
+    commands = [line.strip() for step in steps(job) for line in step.get("run", "").splitlines()]
+    download = next(i for i, command in enumerate(commands) if "kind-linux-amd64" in command)
+    check = commands.index('echo "$KIND_SHA256  $RUNNER_TEMP/kind" | sha256sum --check --strict')
+    install = next(i for i, command in enumerate(commands) if command.startswith("sudo install"))
+    assert download < check < install
+    slug = answers_for(variant).get("project_slug", "obc-management-system")
+    build = next(step for step in steps(job) if step.get("uses", "").startswith("docker/build-push-action@"))
+    assert build["with"]["tags"] == f"{slug}:ci" and build["with"]["load"] is True
+    assert build["with"]["push"] is False
+
+    def position(fragment):
+        (index,) = [i for i, command in enumerate(commands) if command.startswith(fragment)]
+        return index
+
+    overlay = "deploy/kubernetes/overlays/kind"
+    assert (service / overlay / "kustomization.yaml").is_file()
+    assert (
+        position("kind create cluster")
+        < position("kind load docker-image")
+        < position(f"kubectl create secret generic {slug}-secrets")
+        < position(f"kubectl apply -k {overlay} --selector 'app.kubernetes.io/component in (db,redis)'")
+        < position(f"kubectl apply -k {overlay} --selector 'app.kubernetes.io/component in (config,migrate)'")
+        < position(f"kubectl wait job/{slug}-migrate")
+        < commands.index(f"kubectl apply -k {overlay}")
+        < position(f"kubectl rollout status deployment/{slug}-web")
+    )
+
+
 # --------------------------------------------------------------------------
 # Template update
 # --------------------------------------------------------------------------
