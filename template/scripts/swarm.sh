@@ -108,7 +108,7 @@ check() {
         fi
         docker secret inspect "$(secret_name "${name}")" >/dev/null 2>&1 || missing+=("$(secret_name "${name}")")
     done
-    if [ "${#missing[@]}" -gt 0 ]; then
+    if [ -n "${missing[*]}" ]; then
         die "create the Docker secrets ${missing[*]}, e.g. printf %s \"\$VALUE\" | docker secret create ${missing[0]} - (README.md, \"Running on more than one machine\")"
     fi
 }
@@ -155,7 +155,7 @@ deploy() {
             failed+=("${service}")
         fi
     done
-    if [ "${#failed[@]}" -gt 0 ]; then
+    if [ -n "${failed[*]}" ]; then
         echo "error: the update of ${failed[*]} was rolled back: its new tasks did not become healthy (docker service ps --no-trunc ${failed[0]})" >&2
         exit 1
     fi
@@ -204,12 +204,12 @@ wait_until_converged() {
                 updating@* | rollback_started@*) pending+=("${name}") ;;
             esac
         done < <(docker stack services --format json "${stack}")
-        if [ "${#pending[@]}" -eq 0 ]; then
+        if [ -z "${pending[*]}" ]; then
             steady=$((steady + 1))
         else
             steady=0
         fi
-        if [ "${SECONDS}" -ge "${deadline}" ]; then
+        if [ -n "${pending[*]}" ] && [ "${SECONDS}" -ge "${deadline}" ]; then
             echo "error: ${pending[*]} did not converge within ${SWARM_DEPLOY_TIMEOUT:-900} s (SWARM_DEPLOY_TIMEOUT): docker service ps --no-trunc ${pending[0]}" >&2
             exit 1
         fi

@@ -41,7 +41,12 @@ if ! date -u -d "today ${daily_at}" >/dev/null 2>&1; then
     exit 1
 fi
 
-until pg_isready --quiet --host=/var/run/postgresql; do
+# The server that stays: on a new volume the official entrypoint first
+# starts a private one (no TCP, listen_addresses empty) to create the
+# database, then stops it. Compose starts backup once db is healthy; Swarm
+# starts both at once.
+until [ -n "$(psql --quiet --no-align --tuples-only --no-psqlrc --host=/var/run/postgresql \
+    --username="${PGBACKREST_PG1_USER}" --dbname=postgres --command="show listen_addresses" 2>/dev/null)" ]; do
     pause 1
 done
 
