@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness import service as service_tools
 from harness.answers import answers_for
 from harness.docker import docker
-from harness.swarm import Deployment, Load, deployed_service, second_node, swarm
+from harness.swarm import Deployment, deployed_service, second_node, swarm, under_load
 
 pytestmark = [pytest.mark.docker, pytest.mark.reliability, pytest.mark.xdist_group("docker")]
 
@@ -67,23 +66,16 @@ def test_web_spreads_over_both_nodes_and_answers_through_the_proxy(cluster, figu
 
 def test_a_drained_node_hands_its_tasks_over_without_a_failed_request(cluster, figure):
     deployment = cluster.deployment
-    with Load(deployment) as load:
-        time.sleep(3)
-        started = time.monotonic()
-        docker("node", "update", "--availability=drain", cluster.worker_id)
-        service_tools.wait_for(
-            lambda: cluster.web_hosts() and cluster.worker not in cluster.web_hosts() and len(cluster.web_hosts()) == 2,
-            timeout=300,
-            interval=1,
-            message="web's tasks moved off the drained node",
-        )
-        moved = time.monotonic() - started
-        time.sleep(3)
-    figure("swarm, 2 nodes: a drained node's web task running elsewhere after", f"{moved:.0f} s")
-    sent, failed = len(load.answers), len(load.failed())
-    figure("swarm, 2 nodes: requests while a node was drained (sent / failed)", f"{sent} / {failed}")
-    assert load.failed() == []
-    assert len(load.answers) >= 20
+    drained = under_load(
+        deployment,
+        lambda: docker("node", "update", "--availability=drain", cluster.worker_id),
+        lambda: cluster.web_hosts() and cluster.worker not in cluster.web_hosts() and len(cluster.web_hosts()) == 2,
+        "web's tasks moved off the drained node",
+    )
+    figure("swarm, 2 nodes: a drained node's web task running elsewhere after", f"{drained.seconds:.0f} s")
+    figure("swarm, 2 nodes: requests while a node was drained (sent / failed)", drained.load.summary())
+    assert drained.load.failed() == []
+    assert len(drained.load.answers) >= 20
 
 
 def test_a_lost_node_is_replaced_by_the_other(cluster, figure):
@@ -94,25 +86,16 @@ def test_a_lost_node_is_replaced_by_the_other(cluster, figure):
     docker("service", "scale", "--detach=false", f"{deployment.stack}_web=2", timeout=300)
     assert cluster.worker in cluster.web_hosts(), cluster.web_hosts()
 
-    with Load(deployment) as load:
-        time.sleep(3)
-        lost = time.monotonic()
-        docker("kill", cluster.worker)
-        service_tools.wait_for(
-            lambda: len(cluster.web_hosts()) == 2 and cluster.worker not in cluster.web_hosts(),
-            timeout=300,
-            interval=1,
-            message="web's lost task replaced on this node",
-        )
-        replaced = time.monotonic() - lost
-        time.sleep(3)
-        after = len(load.answers)
-        time.sleep(5)
-    figure("swarm, 2 nodes: a lost node's web task replaced after", f"{replaced:.0f} s")
-    figure(
-        "swarm, 2 nodes: requests while a node was lost (sent / failed)", f"{len(load.answers)} / {len(load.failed())}"
+    lost = under_load(
+        deployment,
+        lambda: docker("kill", cluster.worker),
+        lambda: len(cluster.web_hosts()) == 2 and cluster.worker not in cluster.web_hosts(),
+        "web's lost task replaced on this node",
     )
+    figure("swarm, 2 nodes: a lost node's web task replaced after", f"{lost.seconds:.0f} s")
+    figure("swarm, 2 nodes: requests while a node was lost (sent / failed)", lost.load.summary())
     # Requests sent to the lost node's replica until the swarm saw it gone
     # may fail; once it is replaced, every request succeeds.
-    assert [answer for answer in load.answers[after:] if answer[2] != 200] == []
-    assert len(load.answers) - after >= 10
+    replaced = lost.started + lost.seconds
+    assert lost.load.failed(since=replaced) == []
+    assert len([answer for answer in lost.load.answers if answer[0] >= replaced]) >= 10

@@ -31,22 +31,43 @@ die() {
 APP_SECRETS=(SECRET_KEY DATABASE_URL REDIS_URL CACHE_URL EMAIL_URL)
 DATA_SECRETS=(POSTGRES_PASSWORD APP_DB_PASSWORD REDIS_PASSWORD)
 
-# .env's values, for those not set in the environment. Lines are NAME=value,
-# as Docker Compose reads them; quotes around a value are removed.
+# .env's values, for those not set in the environment, read as Docker
+# Compose reads them: NAME=value, where in "..." the escapes \n, \", \$ and
+# \\ count and '...' is taken as written. The app's containers get them from
+# a copy in Docker's environment-file format (one unquoted NAME=value a
+# line; a line break written \n), SWARM_ENV_FILE: Swarm's own reading of
+# .env would keep the quotes.
 load_env() {
     local line name value
     [ -f .env ] || die ".env is missing: copy .env.example to .env and fill it in"
+    SWARM_ENV_FILE=$(mktemp)
+    export SWARM_ENV_FILE
+    trap 'rm -f "${SWARM_ENV_FILE}"' EXIT
     while IFS= read -r line || [ -n "${line}" ]; do
         [[ "${line}" =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
         name=${BASH_REMATCH[1]}
         value=${BASH_REMATCH[2]}
-        if [[ "${value}" =~ ^\"(.*)\"$ ]] || [[ "${value}" =~ ^\'(.*)\'$ ]]; then
+        if [[ "${value}" =~ ^\"(.*)\"[[:space:]]*$ ]]; then
+            value=$(unescape "${BASH_REMATCH[1]}")
+        elif [[ "${value}" =~ ^\'(.*)\'[[:space:]]*$ ]]; then
             value=${BASH_REMATCH[1]}
         fi
         if [ -z "${!name+set}" ]; then
             export "${name}=${value}"
         fi
+        value=${!name}
+        printf '%s=%s\n' "${name}" "${value//$'\n'/\\n}" >>"${SWARM_ENV_FILE}"
     done <.env
+}
+
+# The text of a double-quoted .env value, its escapes undone.
+unescape() {
+    local text=$1 mark=$'\x01'
+    text=${text//\\\\/${mark}}
+    text=${text//\\\"/\"}
+    text=${text//\\\$/\$}
+    text=${text//\\n/$'\n'}
+    printf '%s' "${text//${mark}/\\}"
 }
 
 # The Docker secret of a setting: SECRET_KEY -> SLUG-secret-key.

@@ -190,8 +190,11 @@ class Load:
         for thread in self.threads:
             thread.join()
 
-    def failed(self) -> list[tuple]:
-        return [answer for answer in self.answers if answer[2] != 200]
+    def failed(self, since: float = 0) -> list[tuple]:
+        return [answer for answer in self.answers if answer[2] != 200 and answer[0] >= since]
+
+    def summary(self) -> str:
+        return f"{len(self.answers)} / {len(self.failed())}"
 
     def releases(self) -> list[str]:
         """The images that served release.txt, in the order they did, repeats collapsed."""
@@ -200,6 +203,31 @@ class Load:
             if release and (not seen or seen[-1] != release):
                 seen.append(release)
         return seen
+
+
+@dataclass
+class Disruption:
+    """What steady load saw of a disruption: its answers, when the
+    disruption began and how long it (and the recovery awaited) took."""
+
+    load: Load
+    started: float
+    seconds: float
+    outcome: object = None
+
+
+def under_load(deployment: Deployment, disrupt, recovered=None, message: str = "recovery") -> Disruption:
+    """Runs disrupt() after 3 s of steady load through the proxy, then waits
+    for recovered() when given; the load goes on 3 s more."""
+    with Load(deployment) as load:
+        time.sleep(3)
+        started = time.monotonic()
+        outcome = disrupt()
+        if recovered:
+            service_tools.wait_for(recovered, timeout=300, interval=1, message=message)
+        seconds = time.monotonic() - started
+        time.sleep(3)
+    return Disruption(load, started, seconds, outcome)
 
 
 @contextlib.contextmanager
@@ -340,8 +368,9 @@ def deployed_service(rendered: Path, answers: dict, directory: Path, node: str, 
         "STACK_NAME": f"swarmtest-{suffix}",
         "HTTP_PORT": str(free_port()),
         "HTTPS_PORT": str(free_port()),
-        # Certificates from Caddy's own CA, as in the local production mode.
-        "CADDY_GLOBAL_OPTIONS": "local_certs",
+        # Certificates from Caddy's own CA, as in the local production mode:
+        # two lines, written as .env.example says.
+        "CADDY_GLOBAL_OPTIONS": '"local_certs\\nskip_install_trust"',
         "GUNICORN_WORKERS": "2",
         "CELERY_CONCURRENCY": "2",
         **values,
