@@ -7,3 +7,7 @@ class ServiceKitConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401 - registers the system checks
+        from .metrics import create_directory
+
+        # Before any metric is written, in any process (migrate, a shell).
+        create_directory()

@@ -94,19 +94,55 @@ def _run_check(check):
         connection.close_if_unusable_or_obsolete()
 
 
-def readiness(request):
+def run_checks():
+    """name -> whether the check passed within READY_DEADLINE."""
     checks = all_checks()
     futures = {name: _checks_pool.submit(_run_check, check) for name, check in checks.items()}
     done, _ = wait(futures.values(), timeout=READY_DEADLINE)
-    failed = []
+    results = {}
     for name, future in futures.items():
         if future not in done:
             logger.error("Readiness check timed out after %s s: %s", READY_DEADLINE, name)
-            failed.append(name)
+            results[name] = False
         elif (error := future.exception()) is not None:
             # The details go to the log, not to whoever can reach the probe.
             logger.error("Readiness check failed: %s", name, exc_info=error)
-            failed.append(name)
+            results[name] = False
+        else:
+            results[name] = True
+    return results
+
+
+def readiness(request):
+    results = run_checks()
+    failed = [name for name, ok in results.items() if not ok]
     if failed:
         return JsonResponse({"status": "unavailable", "failed": failed}, status=503)
-    return JsonResponse({"status": "ok", "checks": list(checks)})
+    return JsonResponse({"status": "ok", "checks": list(results)})
+
+
+def queue_lengths():
+    """queue -> messages waiting in the broker, for a Redis broker (empty
+    for any other, or when Redis does not answer: the readiness checks say
+    that). Kombu keeps a queue's messages of each priority in a list of its
+    own: they are added up."""
+    from celery import current_app
+
+    url = current_app.conf.broker_url or ""
+    if not url.startswith(("redis://", "rediss://")):
+        return {}
+    queues = [queue.name for queue in current_app.conf.task_queues or []] or [current_app.conf.task_default_queue]
+    separator = "\x06\x16"
+    steps = [step for step in current_app.conf.broker_transport_options.get("priority_steps", [0, 3, 6, 9]) if step]
+    client = redis_client(url)
+    try:
+        with client.pipeline(transaction=False) as pipeline:
+            for queue in queues:
+                pipeline.llen(queue)
+                for step in steps:
+                    pipeline.llen(f"{queue}{separator}{step}")
+            lengths = pipeline.execute()
+    except redis.RedisError:
+        return {}
+    per_queue = len(steps) + 1
+    return {queue: sum(lengths[index * per_queue : (index + 1) * per_queue]) for index, queue in enumerate(queues)}

@@ -1,11 +1,40 @@
 from django.conf import settings
 from django.http import HttpResponse
 
-from . import health
+from . import context, health, metrics
 from .csp import header_value, with_inline_code
 from .proxy import TrustedProxies
 
-PROBES = {"/health/": health.liveness, "/ready/": health.readiness}
+# /metrics is for Prometheus, inside the stack: the proxy refuses it, like
+# /ready/ (see the Caddyfile).
+PROBES = {"/health/": health.liveness, "/ready/": health.readiness, "/metrics": metrics.view}
+
+
+class RequestIDMiddleware:
+    """Gives every request an ID, and its log lines the request's fields.
+
+    The ID is the X-Request-ID header that the proxy sets (or a client's own
+    well-formed one), else a new one (servicekit.context). It is in the
+    response's X-Request-ID header, in every log line made while the request
+    is served, in gunicorn's access line, and in the headers of the tasks
+    the request sends, whose log lines carry it too (servicekit.taskevents).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = context.valid_request_id(request.headers.get(context.REQUEST_ID_HEADER))
+        request.META[context.ENVIRON_REQUEST_ID] = request_id
+        token = context.bind(**context.request_fields(request))
+        try:
+            response = self.get_response(request)
+        finally:
+            if (user_id := context.current_user_id()) is not None:
+                request.META[context.ENVIRON_USER_ID] = user_id
+            context.reset(token)
+        response[context.REQUEST_ID_HEADER] = request_id
+        return response
 
 
 class TrustedProxyMiddleware:

@@ -1,4 +1,6 @@
 import pytest
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
 
 from servicekit import health
 
@@ -64,3 +66,21 @@ def test_other_pages_still_check_the_host(client, settings):
     settings.ALLOWED_HOSTS = ["service.example.org"]
 
     assert client.get("/admin/login/", HTTP_HOST="evil.example.com").status_code == 400
+
+
+@pytest.mark.django_db
+def test_metrics_are_served_to_any_host_and_count_requests_by_view():
+    def served(view):
+        text = Client().get("/metrics", HTTP_HOST="10.0.0.7:8000").content.decode()
+        name = "django_http_responses_total_by_status_view_method_total"
+        samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+        return sum(sample.value for sample in samples if sample.name == name and sample.labels["view"] == view), text
+
+    before, _ = served("admin:login")
+    for _ in range(3):
+        Client().get("/admin/login/")
+    after, text = served("admin:login")
+
+    assert after - before == 3
+    assert "readiness_check_ok" in text
+    assert "celery_queue_length" in text

@@ -48,6 +48,10 @@ EMAIL_FILE_PATH = BASE_DIR.parent / ".mail"
 if fallbacks and not env.bool("RUN_MAIN", default=False):
     print(f"Development settings without services: {', '.join(fallbacks)}.", file=sys.stderr)
 
+# --- Logging -----------------------------------------------------------------
+# Lines for people to read (servicekit.logs).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+
 # --- The service's own settings, then what derives from them ----------------
 from . import project, project_development  # noqa: E402
 

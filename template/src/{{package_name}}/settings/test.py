@@ -49,6 +49,10 @@ WHITENOISE_AUTOREFRESH = True
 # --- E-mail ------------------------------------------------------------------
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
+# --- Logging -----------------------------------------------------------------
+# Lines for people to read (servicekit.logs).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+
 # --- The service's own settings, then what derives from them ----------------
 from . import project, project_test  # noqa: E402
 

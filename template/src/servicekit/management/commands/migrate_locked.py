@@ -20,13 +20,22 @@ takes; to see who holds it::
 
 Other databases (SQLite in development) have no such lock: the command just
 migrates.
+
+With LOG_FORMAT=json, each line of migrate's report is a log record (logger
+servicekit.migrate), so that the migrate container's output is in the
+format of every other one.
 """
 
 import contextlib
 import hashlib
+import io
+import logging
 
+from django.conf import settings
 from django.core.management.commands.migrate import Command as MigrateCommand
 from django.db import DatabaseError, connections
+
+logger = logging.getLogger("servicekit.migrate")
 
 LOCK_NAME = "django-migrate"
 # pg_advisory_lock takes a signed 64-bit key: the first 8 bytes of a hash of
@@ -39,6 +48,12 @@ class Command(MigrateCommand):
         "Runs migrate while holding a PostgreSQL advisory lock, so that concurrent runs "
         "apply migrations one after the other. Takes every option of migrate."
     )
+
+    def execute(self, *args, **options):
+        if settings.LOG_FORMAT == "json":
+            options["stdout"] = LogStream(logging.INFO)
+            options["stderr"] = LogStream(logging.WARNING)
+        return super().execute(*args, **options)
 
     def handle(self, *args, **options):
         connection = connections[options["database"]]
@@ -57,3 +72,24 @@ class Command(MigrateCommand):
             # If the session is gone, PostgreSQL has released its lock already.
             with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
+
+
+class LogStream(io.TextIOBase):
+    """A text stream that logs each line written to it."""
+
+    def __init__(self, level):
+        super().__init__()
+        self.level = level
+        self.pending = ""
+
+    def write(self, text):
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if line.strip():
+                logger.log(self.level, line.rstrip())
+        return len(text)
+
+    def flush(self):
+        # migrate flushes "Applying x..." before it writes " OK": the line is
+        # logged once it is whole.
+        pass

@@ -1,0 +1,129 @@
+"""Prometheus metrics: what the service exposes on /metrics, and the Celery
+worker on its own port.
+
+The request, database and cache metrics are django-prometheus's (its
+middleware, database backend and cache backend, set in settings/base.py and
+the environment modules). This module adds what it does not have:
+
+- gunicorn_workers: the gunicorn workers alive in this container;
+- celery_tasks_total{task,state} and celery_task_duration_seconds{task}, from
+  the worker (servicekit.taskevents);
+- at each scrape, celery_queue_length{queue} (the messages waiting in the
+  broker, which a stopped worker cannot report) and readiness_check_ok{check}
+  (the checks of /ready/).
+
+gunicorn's workers and Celery's pool processes are separate processes: with
+PROMETHEUS_MULTIPROC_DIR set (the image sets it, on the in-memory /tmp), each
+writes its values to files there and a scrape adds them up, so that every
+request is counted whichever worker served it. The directory is emptied when
+gunicorn or the worker starts (gunicorn.conf.py, servicekit.taskevents).
+"""
+
+import functools
+import os
+import shutil
+from pathlib import Path
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.django import PrometheusDjangoView
+
+from . import health
+
+MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+# Labelled metrics write nothing until a label's first value: importing this
+# module creates no file in the directory.
+TASKS = Counter("celery_tasks", "Celery tasks that ended, by task and state.", ["task", "state"])
+TASK_DURATION = Histogram(
+    "celery_task_duration_seconds",
+    "How long Celery tasks ran, by task.",
+    ["task"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, float("inf")),
+)
+
+
+def create_directory():
+    if MULTIPROCESS_DIR:
+        Path(MULTIPROCESS_DIR).mkdir(parents=True, exist_ok=True)
+
+
+def reset_directory():
+    """Empties PROMETHEUS_MULTIPROC_DIR, in the process that starts the
+    others, before it starts them: a previous run's counts would be added
+    to this run's."""
+    if MULTIPROCESS_DIR:
+        shutil.rmtree(MULTIPROCESS_DIR, ignore_errors=True)
+    create_directory()
+
+
+def gunicorn_worker_started():
+    """Counts this process in gunicorn_workers, until process_exited(pid)."""
+    Gauge("gunicorn_workers", "gunicorn workers alive in this container.", multiprocess_mode="livesum").set(1)
+
+
+def process_exited(pid):
+    """Drops a dead process's live gauges (gunicorn_workers)."""
+    if MULTIPROCESS_DIR:
+        multiprocess.mark_process_dead(pid)
+
+
+class ScrapeTimeCollector:
+    """The values read when Prometheus scrapes: the broker's queue lengths
+    and the readiness checks."""
+
+    def describe(self):
+        # Nothing is collected when the collector is registered.
+        return []
+
+    def collect(self):
+        queues = GaugeMetricFamily("celery_queue_length", "Messages waiting in each Celery queue.", labels=["queue"])
+        for queue, length in health.queue_lengths().items():
+            queues.add_metric([queue], length)
+        yield queues
+
+        ready = GaugeMetricFamily("readiness_check_ok", "Whether each check of /ready/ passes.", labels=["check"])
+        for check, ok in health.run_checks().items():
+            ready.add_metric([check], 1 if ok else 0)
+        yield ready
+
+
+class SingleProcessCollector:
+    """The default registry's metrics, without PROMETHEUS_MULTIPROC_DIR
+    (development: one process)."""
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        yield from REGISTRY.collect()
+
+
+def process_registry():
+    """The values of every process of this container (or of this process alone)."""
+    combined = CollectorRegistry()
+    if MULTIPROCESS_DIR:
+        create_directory()
+        multiprocess.MultiProcessCollector(combined)
+    else:
+        combined.register(SingleProcessCollector())
+    return combined
+
+
+@functools.cache
+def _metrics_view():
+    combined = process_registry()
+    combined.register(ScrapeTimeCollector())
+    return PrometheusDjangoView.as_view(registry=combined)
+
+
+def view(request):
+    """/metrics, in Prometheus's text format: web's processes, and the
+    scrape-time values."""
+    return _metrics_view()(request)
+
+
+def serve_worker_metrics(port):
+    """The Celery worker's metrics (its pool processes' values added up), on
+    a port of their own: the worker has no web server."""
+    start_http_server(port, registry=process_registry())
