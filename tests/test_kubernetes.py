@@ -33,11 +33,12 @@ SECRETS_MOUNT = "/run/secrets"
 # What .env.example has that the pods never read: the Compose stack's own
 # servers (the database superuser and the app's role, the backups, Redis's
 # password and the cache's memory), images, memory limits, Caddy's site and
-# options, the published port, and web's watchdog (the kubelet restarts a
-# pod whose liveness probe fails). deploy/kubernetes/GUIDE.md lists them.
+# options, the published port, web's watchdog (the kubelet restarts a pod
+# whose liveness probe fails), and the stack's own Prometheus (its image and
+# port). deploy/kubernetes/GUIDE.md lists them.
 STACK_ONLY = re.compile(
     r"POSTGRES_\w+|APP_DB_\w+|BACKUP_\w+|REDIS_PASSWORD|CACHE_MAX_MEMORY|(\w+_)?IMAGE|\w+_MEMORY_LIMIT"
-    r"|DOMAIN|CADDY_\w+|LOCAL_\w+|WEB_BIND|WEB_PORT|WEB_WATCHDOG_FAILURES"
+    r"|DOMAIN|CADDY_\w+|LOCAL_\w+|WEB_BIND|WEB_PORT|WEB_WATCHDOG_FAILURES|PROMETHEUS_\w+"
 )
 # Settings whose value is a secret, or holds one (a URL with a password):
 # read from the Secret's files, never in a ConfigMap or an env value. The
@@ -546,7 +547,7 @@ def test_network_policies_select_the_pods_they_are_for(render, variant):
     policies = {
         policy["metadata"]["name"].rsplit("-", 1)[1]: policy["spec"] for policy in of_kind(documents, "NetworkPolicy")
     }
-    assert set(policies) == {"app", "web", "db", "redis"}
+    assert set(policies) == {"app", "web", "metrics", "db", "redis"}
 
     def selected(selector):
         return {name for name, pod_labels in labels.items() if selects(selector, pod_labels)}
@@ -562,6 +563,17 @@ def test_network_policies_select_the_pods_they_are_for(render, variant):
     (web,) = containers(pods["web"], init=False)
     (rule,) = policies["web"]["ingress"]
     assert [port_number(web, port["port"]) for port in rule["ports"]] == [web["ports"][0]["containerPort"]]
+    # Prometheus, from its namespace, reaches web's port and the worker's metrics port.
+    assert selected(policies["metrics"]["podSelector"]) == {"web", "worker"}
+    (rule,) = policies["metrics"]["ingress"]
+    assert [set(peer) for peer in rule["from"]] == [{"namespaceSelector"}]
+    (worker,) = containers(pods["worker"], init=False)
+    opened = {
+        name: {port_number(container, port["port"]) for port in rule["ports"] if port["port"] in names}
+        for name, container in (("web", web), ("worker", worker))
+        for names in [{entry["name"] for entry in container.get("ports", [])}]
+    }
+    assert opened == {"web": {8000}, "worker": {9808}}
     # In the cluster, PostgreSQL and Redis are reached by the app's pods only.
     for name, port in (("db", 5432), ("redis", 6379)):
         assert selected(policies[name]["podSelector"]) == {name}
@@ -573,6 +585,29 @@ def test_network_policies_select_the_pods_they_are_for(render, variant):
     for name, port in (("db", 5432), ("redis", 6379)):
         assert selected({"matchLabels": services[f"{slug_of(variant)}-{name}"]["spec"]["selector"]}) == {name}
         assert services[f"{slug_of(variant)}-{name}"]["spec"]["ports"][0]["port"] == port
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_prometheus_scrapes_web_and_worker_where_they_serve_metrics(render, variant):
+    service = render(variant)
+    pods = app_pods(objects(service))
+    config = yaml.safe_load((service / "deploy/prometheus/prometheus.yml").read_text())
+    # The same ports as the Compose stack's scrape configuration.
+    ports = {
+        job["job_name"]: job["dns_sd_configs"][0]["port"] for job in config["scrape_configs"] if "dns_sd_configs" in job
+    }
+    for name in ("web", "worker"):
+        annotations = pods[name]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/path"] == "/metrics"
+        (container,) = containers(pods[name], init=False)
+        declared = {entry["containerPort"] for entry in container["ports"]}
+        assert int(annotations["prometheus.io/port"]) == ports[name]
+        assert ports[name] in declared
+    (worker,) = containers(pods["worker"], init=False)
+    assert {"name": "metrics", "containerPort": 9808} in worker["ports"]
+    # Annotations on no other pod: nothing else serves metrics.
+    assert all("annotations" not in pod["metadata"] for name, pod in pods.items() if name not in ("web", "worker"))
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -20,10 +20,11 @@ tests/offline/ and tagged under a namespace of their own
 (``localhost/template-standin/postgres:17``), never under an official name:
 a developer's engine keeps its real ``postgres:17``. The Python base image
 is a Debian 13 root filesystem (``make-base-image.sh``: debootstrap, root
-only); postgres, redis and caddy are built on it from Debian's packages
-(``standins/<name>/Dockerfile``). ``server_image("postgres:15")`` gives a
-server of an older PostgreSQL, as a service being adopted may run: its
-stand-in is built on Debian 12, whose PostgreSQL that is.
+only); postgres, redis, caddy and prom/prometheus are built on it from
+Debian's packages (``standins/<name>/Dockerfile``; prom/prometheus's is
+``standins/prometheus/``). ``server_image("postgres:15")`` gives a server of
+an older PostgreSQL, as a service being adopted may run: its stand-in is
+built on Debian 12, whose PostgreSQL that is.
 
 Images are kept between runs; a stand-in is rebuilt only when it is missing
 (``docker rmi`` it after changing its Dockerfile). A file lock serialises
@@ -249,6 +250,8 @@ def _stand_in_build(name: str) -> tuple[str, dict[str, str], str]:
         return "postgres", {"PG_MAJOR": major, "PGDATA": pgdata}, releases[0]
     if repository in ("redis", "caddy"):
         return repository, {}, DEBIAN_SUITE
+    if repository == "prom/prometheus":
+        return "prometheus", {}, DEBIAN_SUITE
     raise ImageError(f"{name} cannot be pulled, and there is no stand-in for it")
 
 
