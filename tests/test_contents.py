@@ -36,14 +36,18 @@ class TestProductionCompose:
         if answers.get("reverse_proxy", "caddy") == "caddy":
             expected.add("proxy")
         assert {name for name, spec in services.items() if "profiles" not in spec} == expected
-        # Operators' one-off containers, which `up` does not start.
+        # Operators' one-off containers and the optional Prometheus, which
+        # `up` does not start.
         assert {name: spec["profiles"] for name, spec in services.items() if "profiles" in spec} == {
-            "verify": ["tools"]
+            "verify": ["tools"],
+            "prometheus": ["monitoring"],
         }
 
     def test_only_web_or_the_proxy_is_published_and_web_only_on_loopback_by_default(self, render, variant):
         services = compose(render(variant))["services"]
         published = {name: spec["ports"] for name, spec in services.items() if "ports" in spec}
+        # The optional Prometheus: on loopback only.
+        assert published.pop("prometheus") == ["127.0.0.1:${PROMETHEUS_PORT:-9090}:9090"]
         if answers_for(variant).get("reverse_proxy", "caddy") == "caddy":
             assert set(published) == {"proxy"}
         else:

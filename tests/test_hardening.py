@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import functools
 import json
 import re
 import secrets
-import socket
 import ssl
 import statistics
 import threading
 import time
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -29,7 +26,8 @@ import pytest
 from harness.answers import DOMAIN, KIT
 from harness.docker import docker
 from harness.service import wait_for
-from harness.stack import OperatorStack, operated_stack
+from harness.stack import HttpsStack as HardenedStack
+from harness.stack import operated_stack, parse_response, read_all
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 
@@ -37,59 +35,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 CACHE_MAX_MEMORY_MB = 16
 GIB = 2**30
 MIB = 2**20
-
-
-class HardenedStack(OperatorStack):
-    """The stack, and HTTPS connections to its proxy checked against Caddy's internal CA."""
-
-    ca: Path
-
-    @functools.cached_property
-    def tls(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca))
-
-    @functools.cached_property
-    def port(self) -> int:
-        """Caddy's published HTTPS port (the proxy is never restarted here)."""
-        return int(self.compose("port", "proxy", "443").stdout.strip().rpartition(":")[2])
-
-    def connect(self, timeout: float = 10) -> ssl.SSLSocket:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
-        return self.tls.wrap_socket(sock, server_hostname=DOMAIN)
-
-    def raw_request(self, method: str, path: str, headers: dict[str, str], body: bytes = b"", timeout: float = 10):
-        """The whole response to one request on a new connection, as bytes."""
-        with self.connect(timeout) as sock:
-            lines = [f"{method} {path} HTTP/1.1", f"Host: {DOMAIN}", "Connection: close"]
-            lines += [f"{name}: {value}" for name, value in headers.items()]
-            if body:
-                lines.append(f"Content-Length: {len(body)}")
-            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-            return read_all(sock)
-
-    def request(self, method: str, path: str, headers: dict[str, str] | None = None, timeout: float = 10):
-        """(status, lower-cased headers, body) of one request on a new connection."""
-        return parse_response(self.raw_request(method, path, headers or {}, timeout=timeout))
-
-    def container_id(self, service: str) -> str:
-        return self.compose("ps", "--quiet", service).stdout.strip()
-
-
-def read_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def parse_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(status_line.split()[1]), headers, body
 
 
 @pytest.fixture(scope="module")

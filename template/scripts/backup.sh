@@ -68,6 +68,7 @@ report() {
 backup_now() {
     echo "Taking a full backup of the database..."
     in_backup pgbackrest backup --type=full
+    in_backup bash -c '. /usr/local/lib/backup-repository.sh && record_last_backup'
     report '"Done. The backup repository (\($repository)) now holds:", '"${BACKUP_LINES}"
 }
 

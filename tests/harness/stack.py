@@ -13,17 +13,21 @@ the loopback interface, free ports chosen in .env instead of 80 and 443.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
 import secrets
 import shutil
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from harness import docker as docker_env
+from harness.answers import DOMAIN
 from harness.docker import docker, image_values
 from harness.policy import require
 from harness.servers import free_port
@@ -260,3 +264,56 @@ def operated_stack(
     finally:
         project.down()
         docker("rmi", tag, db_tag, check=False)
+
+
+class HttpsStack(OperatorStack):
+    """The stack, and HTTPS connections to its proxy checked against Caddy's internal CA."""
+
+    ca: Path
+
+    @functools.cached_property
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    @functools.cached_property
+    def port(self) -> int:
+        """Caddy's published HTTPS port (the proxy is never restarted here)."""
+        return int(self.compose("port", "proxy", "443").stdout.strip().rpartition(":")[2])
+
+    def connect(self, timeout: float = 10) -> ssl.SSLSocket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        return self.tls.wrap_socket(sock, server_hostname=DOMAIN)
+
+    def raw_request(self, method: str, path: str, headers: dict[str, str], body: bytes = b"", timeout: float = 10):
+        """The whole response to one request on a new connection, as bytes."""
+        with self.connect(timeout) as sock:
+            lines = [f"{method} {path} HTTP/1.1", f"Host: {DOMAIN}", "Connection: close"]
+            lines += [f"{name}: {value}" for name, value in headers.items()]
+            if body:
+                lines.append(f"Content-Length: {len(body)}")
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+            return read_all(sock)
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None, timeout: float = 10):
+        """(status, lower-cased headers, body) of one request on a new connection."""
+        return parse_response(self.raw_request(method, path, headers or {}, timeout=timeout))
+
+    def container_id(self, service: str) -> str:
+        return self.compose("ps", "--quiet", service).stdout.strip()
+
+
+def read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body

@@ -91,6 +91,7 @@ full_backup() {
     if pgbackrest backup --type=full; then
         rm -f "${FAILED_MARK}"
         log INFO "full backup done"
+        record_last_backup || log WARNING "the time of the backup could not be recorded for /metrics"
     else
         local status=$?
         echo "exit status ${status} at $(date -u '+%Y-%m-%d %H:%M UTC')" >"${FAILED_MARK}"
@@ -101,6 +102,10 @@ full_backup() {
 
 if [ "$(repository_info | jq '[.[].backup[]] | length')" = 0 ]; then
     full_backup
+else
+    # Backups taken before this container started (`make backup`, another
+    # release of the scheduler).
+    record_last_backup || log WARNING "the time of the last backup could not be recorded for /metrics"
 fi
 
 while true; do

@@ -48,3 +48,15 @@ describe_problem() {
             ;;
     esac
 }
+
+# The end of the newest backup, kept where the app's /metrics reads it
+# (backup_last_success_timestamp_seconds, which the BackupTooOld alert
+# watches): a setting of the app's database, which its role can read with
+# no access to the backups. Nothing is recorded while there is no backup.
+record_last_backup() {
+    local stop
+    stop=$(repository_info | jq '[.[].backup[].timestamp.stop] | max // empty') || return 1
+    [ -n "${stop}" ] || return 0
+    psql --quiet --no-psqlrc --host=/var/run/postgresql --username="${PGBACKREST_PG1_USER}" --dbname=postgres \
+        --command="ALTER DATABASE \"${POSTGRES_DB}\" SET servicekit.last_backup = '${stop}'" >/dev/null
+}

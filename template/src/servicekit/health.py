@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import redis
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.utils.module_loading import import_string
 from redis.backoff import NoBackoff
@@ -146,3 +146,28 @@ def queue_lengths():
         return {}
     per_queue = len(steps) + 1
     return {queue: sum(lengths[index * per_queue : (index + 1) * per_queue]) for index, queue in enumerate(queues)}
+
+
+def last_backup():
+    """Unix time of the end of the newest full backup, as the backup service
+    recorded it (docker/postgres/repository.sh: a setting of this database);
+    None when none is recorded, or the database does not answer."""
+    if connection.vendor != "postgresql":
+        return None
+    query = """
+        SELECT split_part(setting, '=', 2)
+        FROM pg_db_role_setting, unnest(setconfig) AS setting
+        WHERE setrole = 0
+          AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND setting LIKE 'servicekit.last_backup=%'
+    """
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(query)
+            row = cursor.fetchone()
+    except DatabaseError:
+        logger.warning("The time of the last backup could not be read", exc_info=True)
+        return None
+    finally:
+        connection.close_if_unusable_or_obsolete()
+    return float(row[0]) if row and row[0] else None

@@ -2,15 +2,17 @@
 worker on its own port.
 
 The request, database and cache metrics are django-prometheus's (its
-middleware, database backend and cache backend, set in settings/base.py and
-the environment modules). This module adds what it does not have:
+middleware and database backend, and its cache counters in
+servicekit.cache; set in settings/base.py and settings/production.py). This
+module adds what it does not have:
 
 - gunicorn_workers: the gunicorn workers alive in this container;
 - celery_tasks_total{task,state} and celery_task_duration_seconds{task}, from
   the worker (servicekit.taskevents);
 - at each scrape, celery_queue_length{queue} (the messages waiting in the
-  broker, which a stopped worker cannot report) and readiness_check_ok{check}
-  (the checks of /ready/).
+  broker, which a stopped worker cannot report), readiness_check_ok{check}
+  (the checks of /ready/) and backup_last_success_timestamp_seconds (as
+  the backup service records it).
 
 gunicorn's workers and Celery's pool processes are separate processes: with
 PROMETHEUS_MULTIPROC_DIR set (the image sets it, on the in-memory /tmp), each
@@ -69,8 +71,8 @@ def process_exited(pid):
 
 
 class ScrapeTimeCollector:
-    """The values read when Prometheus scrapes: the broker's queue lengths
-    and the readiness checks."""
+    """The values read when Prometheus scrapes: the broker's queue lengths,
+    the readiness checks and the last backup."""
 
     def describe(self):
         # Nothing is collected when the collector is registered.
@@ -86,6 +88,14 @@ class ScrapeTimeCollector:
         for check, ok in health.run_checks().items():
             ready.add_metric([check], 1 if ok else 0)
         yield ready
+
+        last_backup = health.last_backup()
+        if last_backup is not None:
+            yield GaugeMetricFamily(
+                "backup_last_success_timestamp_seconds",
+                "When the newest full backup ended (Unix time).",
+                value=last_backup,
+            )
 
 
 class SingleProcessCollector:

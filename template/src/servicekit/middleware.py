@@ -5,9 +5,13 @@ from . import context, health, metrics
 from .csp import header_value, with_inline_code
 from .proxy import TrustedProxies
 
-# /metrics is for Prometheus, inside the stack: the proxy refuses it, like
-# /ready/ (see the Caddyfile).
 PROBES = {"/health/": health.liveness, "/ready/": health.readiness, "/metrics": metrics.view}
+# For the stack, the orchestrator and Prometheus only: they tell anyone which
+# dependency is down and how busy the service is. The bundled proxy refuses
+# them; a request that a trusted proxy or load balancer relayed (it has
+# X-Forwarded-For) gets 404 here too, whatever the proxy in front lets
+# through (an Ingress routes every path).
+INTERNAL_PROBES = {"/ready/", "/metrics"}
 
 
 class RequestIDMiddleware:
@@ -71,6 +75,8 @@ class ProbeMiddleware:
     def __call__(self, request):
         probe = PROBES.get(request.path_info)
         if probe is not None and request.method in ("GET", "HEAD"):
+            if request.path_info in INTERNAL_PROBES and "HTTP_X_FORWARDED_FOR" in request.META:
+                return HttpResponse(status=404)
             return probe(request)
         return self.get_response(request)
 

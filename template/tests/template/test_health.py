@@ -1,8 +1,13 @@
+import os
+import secrets
+
 import pytest
 from django.test import Client
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from servicekit import health
+from servicekit.cache import RedisCache
 
 
 def test_liveness_answers_a_plain_http_probe_for_localhost(client, settings):
@@ -84,3 +89,30 @@ def test_metrics_are_served_to_any_host_and_count_requests_by_view():
     assert after - before == 3
     assert "readiness_check_ok" in text
     assert "celery_queue_length" in text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/ready/", "/metrics"])
+def test_internal_probes_refuse_a_request_a_proxy_relayed(path):
+    # The test client's peer, 127.0.0.1, is a trusted proxy (FORWARDED_ALLOW_IPS).
+    assert Client().get(path).status_code == 200
+    assert Client().get(path, HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 404
+    # /health/ stays open to the proxy's own healthcheck.
+    assert Client().get("/health/", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 200
+
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a Redis server: set REDIS_URL, as CI does")
+def test_the_production_cache_counts_hits_and_misses():
+    def counts():
+        names = ("django_cache_get_total", "django_cache_get_hits_total", "django_cache_get_misses_total")
+        return [REGISTRY.get_sample_value(name, {"backend": "redis"}) or 0 for name in names]
+
+    cache = RedisCache(os.environ["REDIS_URL"], {})
+    key = f"metrics-test-{secrets.token_hex(4)}"
+    before = counts()
+    assert cache.get(key, "absent") == "absent"
+    cache.set(key, "here", timeout=10)
+    assert cache.get(key) == "here"
+
+    assert [after - earlier for after, earlier in zip(counts(), before, strict=True)] == [2, 1, 1]
