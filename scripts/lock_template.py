@@ -34,6 +34,7 @@ LOCKS = ["build", "production", "dev"]
 AXES = {
     "media_backend": {"local": 'media_backend == "local"', "s3": 'media_backend == "s3"'},
     "use_sentry": {False: "not use_sentry", True: "use_sentry"},
+    "use_opentelemetry": {False: "not use_opentelemetry", True: "use_opentelemetry"},
     "python_version": {"3.12": 'python_version == "3.12"', "3.13": 'python_version == "3.13"'},
 }
 REQUIRED = {"project_name": "Lock", "domain": "lock.example.org"}

@@ -34,6 +34,8 @@ VARIANTS = {
         "reverse_proxy": "none",
         "use_celery_beat": False,
         "use_sentry": True,
+        # And OpenTelemetry: a variant whose own suite runs (test_service.py).
+        "use_opentelemetry": True,
     },
     # A package that sorts before the template's own (servicekit) and
     # before the default's: import blocks must be sorted for either.

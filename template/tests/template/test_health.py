@@ -101,7 +101,6 @@ def test_internal_probes_refuse_a_request_a_proxy_relayed(path):
     assert Client().get("/health/", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 200
 
 
-
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a Redis server: set REDIS_URL, as CI does")
 def test_the_production_cache_counts_hits_and_misses():
     def counts():
