@@ -13,11 +13,12 @@ its log file).
 
 import os
 import time
+from statistics import mean
 
 from benchmarks.measure import alternate, log, median, summary, wrk
 from benchmarks.memory import ROTATE
 from benchmarks.results import Figure, bounded
-from benchmarks.stack import Stack, smaps_mib, worker_pids
+from benchmarks.stack import Stack, cpu_seconds, smaps_mib, worker_pids
 from harness.service import http_get
 
 ONE_QUERY = "/bench/one-query/"  # in_service/observability_urls.py
@@ -63,23 +64,43 @@ def throughput(stack: Stack, rounds, seconds, connections):
     for url in (on, off):
         for path in ("/health/", ONE_QUERY):
             wrk(f"{url}{path}", host, 1, connections)  # warm-up
+    cpu_us = {}  # name: CPU time of the gunicorn per request, µs, for each run
+
+    def measured(name, process, url):
+        """A wrk run, and the CPU its gunicorn used per request served: less
+        sensitive than requests/s to what else this machine runs."""
+
+        def run():
+            before = cpu_seconds(process.pid)
+            result = wrk(url, host, seconds, connections)
+            cpu_us.setdefault(name, []).append((cpu_seconds(process.pid) - before) / result.requests * 1e6)
+            return result
+
+        return run
+
     log(f"observability: {rounds} rounds of {seconds} s per point, {connections} connections, on / off")
     runs = alternate(
         rounds,
-        health_on=lambda: wrk(f"{on}/health/", host, seconds, connections),
-        health_off=lambda: wrk(f"{off}/health/", host, seconds, connections),
-        query_on=lambda: wrk(f"{on}{ONE_QUERY}", host, seconds, connections),
-        query_off=lambda: wrk(f"{off}{ONE_QUERY}", host, seconds, connections),
+        health_on=measured("health_on", on_process, f"{on}/health/"),
+        health_off=measured("health_off", off_process, f"{off}/health/"),
+        query_on=measured("query_on", on_process, f"{on}{ONE_QUERY}"),
+        query_off=measured("query_off", off_process, f"{off}{ONE_QUERY}"),
     )
     logs = {"on": on_process.log_path.stat().st_size, "off": off_process.log_path.stat().st_size}
     stack.stop(on_process)
     stack.stop(off_process)
     rps = {name: summary(values, "rps") for name, values in runs.items()}
+    cpu = {name: median(values) for name, values in cpu_us.items()}
     for name in ("health", "query"):
         on_rps, off_rps = rps[f"{name}_on"], rps[f"{name}_off"]
-        log(f"observability: {name}: on {on_rps:.0f} req/s, off {off_rps:.0f} ({on_rps / off_rps:.2f}×)")
+        on_cpu, off_cpu = cpu[f"{name}_on"], cpu[f"{name}_off"]
+        log(
+            f"observability: {name}: on {on_rps:.0f} req/s, off {off_rps:.0f} ({on_rps / off_rps:.2f}×); "
+            f"CPU per request {on_cpu:.0f} µs vs {off_cpu:.0f} µs"
+        )
     errors = {name: sum(run.errors for run in values) for name, values in runs.items()}
-    return rps, {"runs": runs, "errors": errors, "log_bytes": logs}
+    samples = {"runs": runs, "cpu_us_per_request": cpu_us, "errors": errors, "log_bytes": logs}
+    return rps, cpu, samples
 
 
 def memory(stack: Stack, rounds, requests, connections):
@@ -104,8 +125,15 @@ def memory(stack: Stack, rounds, requests, connections):
             workers = {pid: smaps_mib(pid) for pid in worker_pids(process.pid)}
             samples[side].append({"requests": done[side], "errors": errors[side], "workers": workers})
             stack.stop(process)
+    # Within one gunicorn, workers come in two sizes about 7 MiB apart (USS),
+    # in a proportion that varies from start to start: the median of the
+    # workers would jump between them. Each start counts as its workers'
+    # mean, and the figure is the median of the starts.
     per_worker = {
-        side: {kind: median([w[kind] for r in rounds_ for w in r["workers"].values()]) for kind in ("rss", "pss", "uss")}
+        side: {
+            kind: median([mean(worker[kind] for worker in r["workers"].values()) for r in rounds_])
+            for kind in ("rss", "pss", "uss")
+        }
         for side, rounds_ in samples.items()
     }
     for side, values in per_worker.items():
@@ -117,8 +145,8 @@ def memory(stack: Stack, rounds, requests, connections):
 
 
 def run(stack: Stack, rounds, seconds, connections, requests):
-    rps, samples = throughput(stack, rounds, seconds, connections)
-    memory_rounds = max(2, rounds // 2)
+    rps, cpu, samples = throughput(stack, rounds, seconds, connections)
+    memory_rounds = max(3, rounds)
     per_worker, memory_samples = memory(stack, memory_rounds, requests, connections)
     workers = 2 * stack.available_cpus() + 1
     on, off = per_worker["on"], per_worker["off"]
@@ -128,7 +156,8 @@ def run(stack: Stack, rounds, seconds, connections, requests):
             title="`/health/` requests/s with observability (JSON logs, request IDs, Prometheus multiprocess)",
             compared_with="the same service without it (`LOG_FORMAT=text`, no django-prometheus, "
             "no request IDs, no metrics directory)",
-            value=f"{rps['health_on']:.0f} vs {rps['health_off']:.0f} req/s",
+            value=f"{rps['health_on']:.0f} vs {rps['health_off']:.0f} req/s; gunicorn's CPU per request "
+            f"{cpu['health_on']:.0f} vs {cpu['health_off']:.0f} µs ({cpu['health_off'] / cpu['health_on']:.2f}×)",
             **bounded(rps["health_on"] / rps["health_off"], at_least=0.9),
             samples=samples,
         ),
@@ -136,14 +165,15 @@ def run(stack: Stack, rounds, seconds, connections, requests):
             key="observability-query",
             title="requests/s of a view making one ORM query (PostgreSQL), with observability",
             compared_with="the same without observability",
-            value=f"{rps['query_on']:.0f} vs {rps['query_off']:.0f} req/s",
+            value=f"{rps['query_on']:.0f} vs {rps['query_off']:.0f} req/s; gunicorn's CPU per request "
+            f"{cpu['query_on']:.0f} vs {cpu['query_off']:.0f} µs ({cpu['query_off'] / cpu['query_on']:.2f}×)",
             **bounded(rps["query_on"] / rps["query_off"], at_least=0.9),
         ),
         Figure(
             key="observability-memory",
             title=f"memory per gunicorn worker with observability, after {requests:,} requests "
             f"(/health/, the one-query view, /admin/login/, static in turn; {workers} workers, "
-            f"median of {memory_rounds} fresh starts)",
+            f"mean of the workers, median of {memory_rounds} fresh starts)",
             compared_with="the same without observability, same requests",
             value=f"RSS {on['rss']:.1f} vs {off['rss']:.1f} MiB ({on['rss'] - off['rss']:+.1f}); "
             f"PSS {on['pss']:.1f} vs {off['pss']:.1f} ({on['pss'] - off['pss']:+.1f}); "

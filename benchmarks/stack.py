@@ -109,6 +109,23 @@ def worker_pids(master_pid):
     return sorted(pids)
 
 
+def cpu_seconds(master_pid):
+    """CPU time (user + system) used so far by gunicorn: the master, its live
+    workers, and the workers it reaped (the master's children's times)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def times(pid, children):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # utime, stime, cutime, cstime: fields 14-17 of proc(5), 12-15 here.
+        return sum(int(value) for value in fields[11 : 15 if children else 13])
+
+    total = times(master_pid, children=True)
+    for pid in worker_pids(master_pid):
+        with contextlib.suppress(OSError):
+            total += times(pid, children=False)
+    return total / ticks
+
+
 def rss_mib(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

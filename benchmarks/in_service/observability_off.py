@@ -12,7 +12,6 @@ leaving this side with the observability it is meant to be without.
 import copy
 
 from django.core.exceptions import ImproperlyConfigured
-
 from observability_on import *  # noqa: F403
 from observability_on import CACHES, DATABASES, INSTALLED_APPS, LOGGING, MIDDLEWARE
 
