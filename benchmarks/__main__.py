@@ -12,7 +12,7 @@ The machine is assumed to be shared and noisy: every comparison is a ratio of
 two things measured side by side in the same run, alternating A B A B ...,
 and every figure is a median. Benchmarks print; they never fail on a timing.
 
-    python3 scripts/bench.py                 # everything (about 25 minutes on 2 cores)
+    python3 scripts/bench.py                 # everything (about 30 minutes on 2 cores)
     python3 scripts/bench.py --only copier   # some groups: copier, web, sweep, memory, observability,
                                              # celery, docker, builds, backup
     python3 scripts/bench.py --rounds 3      # fewer alternations (faster, noisier)

@@ -1,4 +1,4 @@
-"""Figures 9-11: the cost of the service's observability (JSON logs, request
+"""Figures 18-20: the cost of the service's observability (JSON logs, request
 IDs, Prometheus metrics), the rendered service against the same service
 without it, side by side in the same run.
 
