@@ -12,8 +12,9 @@ The machine is assumed to be shared and noisy: every comparison is a ratio of
 two things measured side by side in the same run, alternating A B A B ...,
 and every figure is a median. Benchmarks print; they never fail on a timing.
 
-    python3 scripts/bench.py                 # everything (about 25 minutes on 2 cores)
-    python3 scripts/bench.py --only copier   # some groups: copier, web, sweep, memory, celery, docker, builds, backup
+    python3 scripts/bench.py                 # everything (about 30 minutes on 2 cores)
+    python3 scripts/bench.py --only copier   # some groups: copier, web, sweep, memory, observability,
+                                             # celery, docker, builds, backup
     python3 scripts/bench.py --rounds 3      # fewer alternations (faster, noisier)
 """
 
@@ -25,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import backup, builds, celery, copier, docker, memory, sweep, web
+from benchmarks import backup, builds, celery, copier, docker, memory, observability, sweep, web
 from benchmarks.measure import log, wrk_problem
 from benchmarks.report import markdown
 from benchmarks.results import Run
@@ -33,9 +34,9 @@ from benchmarks.stack import Stack
 from harness.answers import REQUIRED_ANSWERS
 from harness.docker import engine_problem
 
-GROUPS = ["copier", "web", "sweep", "memory", "celery", "docker", "builds", "backup"]
-STACK_GROUPS = {"web", "sweep", "memory", "celery"}  # on the rendered service, run here
-WRK_GROUPS = {"web", "sweep", "memory"}
+GROUPS = ["copier", "web", "sweep", "memory", "observability", "celery", "docker", "builds", "backup"]
+STACK_GROUPS = {"web", "sweep", "memory", "observability", "celery"}  # on the rendered service, run here
+WRK_GROUPS = {"web", "sweep", "memory", "observability"}
 HERE = Path(__file__).resolve().parent
 
 # The commits of the benchmark's throwaway repositories need an author; one
@@ -102,6 +103,8 @@ def measure(args, run):
                     run.figures += sweep.run(stack, args.rounds, args.seconds, args.connections, workers, threads)
                 if "memory" in groups:
                     run.figures += memory.run(stack, args.requests, args.connections)
+                if "observability" in groups:
+                    run.figures += observability.run(stack, args.rounds, args.seconds, args.connections, args.requests)
                 if "celery" in groups:
                     run.figures += celery.run(stack, max(2, args.rounds - 2), args.tasks)
         if "docker" in groups:

@@ -67,8 +67,10 @@ class Stack:
         result = self.service.python(f"from {KIT}.resources import available_cpus; print(available_cpus())")
         return int(result.stdout.strip())
 
-    def gunicorn(self, name, workers=None, threads=None, app=None, **extra):
-        """Starts gunicorn with the rendered gunicorn.conf.py; returns (process, base URL)."""
+    def gunicorn(self, name, workers=None, threads=None, app=None, unset=(), **extra):
+        """Starts gunicorn with the rendered gunicorn.conf.py; returns (process, base URL).
+
+        extra: environment variables to set; unset: names to leave out of its environment."""
         port = free_port()
         env = self.env(
             GUNICORN_BIND=f"127.0.0.1:{port}",
@@ -77,6 +79,8 @@ class Stack:
             GUNICORN_CONTROL_SOCKET=self.work / f"gunicorn-{name}.ctl",
             **{**self.overrides, **extra},
         )
+        for variable in unset:
+            env.pop(variable, None)
         command = [self.service.bin / "gunicorn", "--config", "gunicorn.conf.py", *([app] if app else [])]
         process = self.service.start(*command, env=env, log_name=f"gunicorn-{name}")
         base = f"http://127.0.0.1:{port}"
@@ -105,8 +109,41 @@ def worker_pids(master_pid):
     return sorted(pids)
 
 
+def cpu_seconds(master_pid):
+    """CPU time (user + system) used so far by gunicorn: the master, its live
+    workers, and the workers it reaped (the master's children's times)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def times(pid, children):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # utime, stime, cutime, cstime: fields 14-17 of proc(5), 12-15 here.
+        return sum(int(value) for value in fields[11 : 15 if children else 13])
+
+    total = times(master_pid, children=True)
+    for pid in worker_pids(master_pid):
+        with contextlib.suppress(OSError):
+            total += times(pid, children=False)
+    return total / ticks
+
+
 def rss_mib(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return None
+
+
+def smaps_mib(pid):
+    """{"rss", "pss", "uss"} of a process in MiB, from /proc/<pid>/smaps_rollup:
+    PSS shares each page among the processes that map it, USS counts only the
+    process's private pages (what its exit would free)."""
+    values = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if rest.strip().endswith("kB"):
+            values[name] = int(rest.split()[0]) / 1024
+    return {
+        "rss": values["Rss"],
+        "pss": values["Pss"],
+        "uss": values["Private_Clean"] + values["Private_Dirty"],
+    }
