@@ -4,8 +4,9 @@ without it, side by side in the same run.
 
 On: production settings as rendered (in_service/observability_on.py adds a
 one-query view to the URLs), LOG_FORMAT=json, PROMETHEUS_MULTIPROC_DIR a
-fresh directory. Off: in_service/observability_off.py (no django-prometheus,
-no RequestIDMiddleware), LOG_FORMAT=text, no PROMETHEUS_MULTIPROC_DIR. Both
+fresh directory. Off: in_service/observability_off.py (no request metrics,
+no database or cache metrics, no RequestIDMiddleware), LOG_FORMAT=text, no
+PROMETHEUS_MULTIPROC_DIR. Both
 under the rendered gunicorn.conf.py, whose access log writes one line per
 request on either side, to a file (the harness sends a process's output to
 its log file).
@@ -51,7 +52,7 @@ def check(stack: Stack, on, off):
     wrk(f"{off}{ONE_QUERY}", host, 1, 4)
     _, _, on_metrics = http_get(f"{on}/metrics")
     _, _, off_metrics = http_get(f"{off}/metrics")
-    for metric in (b"django_http_requests_total_by_view_transport_method_total{", b"django_db_execute_total{"):
+    for metric in (b"django_http_request_duration_seconds_count{", b"django_db_execute_total{"):
         assert metric in on_metrics, f"{metric!r} not on {on}/metrics"
         assert metric not in off_metrics, f"{metric!r} on {off}/metrics"
 
@@ -154,7 +155,7 @@ def run(stack: Stack, rounds, seconds, connections, requests):
         Figure(
             key="observability-health",
             title="`/health/` requests/s with observability (JSON logs, request IDs, Prometheus multiprocess)",
-            compared_with="the same service without it (`LOG_FORMAT=text`, no django-prometheus, "
+            compared_with="the same service without it (`LOG_FORMAT=text`, no request, query or cache metrics, "
             "no request IDs, no metrics directory)",
             value=f"{rps['health_on']:.0f} vs {rps['health_off']:.0f} req/s; gunicorn's CPU per request "
             f"{cpu['health_on']:.0f} vs {cpu['health_off']:.0f} µs ({cpu['health_off'] / cpu['health_on']:.2f}×)",

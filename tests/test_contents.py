@@ -94,8 +94,10 @@ class TestProductionCompose:
     def test_worker_runs_with_explicit_production_flags(self, render, variant):
         command = compose(render(variant))["services"]["worker"]["command"]
         # The service's own Celery app, by the package the answers name.
-        assert command[:2] == ["celery", f"--app={package_of(answers_for(variant))}"]
-        assert {"worker", "--loglevel=INFO", "--without-mingle", "--without-gossip"} <= set(command)
+        # No banner (the output is JSON lines); the log level is Django's.
+        assert command[:3] == ["celery", "--quiet", f"--app={package_of(answers_for(variant))}"]
+        assert {"worker", "--without-mingle", "--without-gossip"} <= set(command)
+        assert not any(argument.startswith("--loglevel") for argument in command)
 
     def test_no_secret_is_inline(self, render, variant):
         text = (render(variant) / "docker-compose.prod.yml").read_text()
@@ -357,8 +359,9 @@ def test_every_image_is_a_variable_whose_default_is_the_official_image(render, v
         "REDIS_IMAGE": "redis:7.4",
     }
     caddy = {"CADDY_IMAGE": "caddy:2"} if answers.get("reverse_proxy", "caddy") == "caddy" else {}
+    prometheus = {"PROMETHEUS_IMAGE": "prom/prometheus:v3.5.0"}
     # compose_images refuses a service whose image is not such a variable.
-    assert compose_images(service / "docker-compose.prod.yml") == official | caddy
+    assert compose_images(service / "docker-compose.prod.yml") == official | caddy | prometheus
     assert compose_images(service / "docker-compose.yml") == official
     # Built services get the base image as a build argument, with the Dockerfile's own default.
     dockerfile = (service / "Dockerfile").read_text()
@@ -371,7 +374,7 @@ def test_every_image_is_a_variable_whose_default_is_the_official_image(render, v
     # .env.example lists each, with its default, in its Images block.
     example = (service / ".env.example").read_text()
     block = example.split("# --- Images ", 1)[1].split("\n# --- ", 1)[0]
-    assert dict(re.findall(r"^([A-Z_]+_IMAGE)=(.+)$", block, re.M)) == official | caddy
+    assert dict(re.findall(r"^([A-Z_]+_IMAGE)=(.+)$", block, re.M)) == official | caddy | prometheus
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -47,13 +47,7 @@ def stack(render, tmp_path_factory):
         HardenedStack,
         CACHE_MAX_MEMORY=f"{CACHE_MAX_MEMORY_MB}mb",
     ) as project:
-        project.ca = directory / "caddy-root.crt"
-
-        def https_answers():
-            project.ca.write_text(project.exec("proxy", "cat", "/data/caddy/pki/authorities/local/root.crt"))
-            return project.request("GET", "/health/")[0] == 200
-
-        wait_for(https_answers, timeout=60, interval=1, message="no HTTPS from Caddy with its internal CA")
+        project.trust_caddy(directory / "caddy-root.crt")
         yield project
 
 

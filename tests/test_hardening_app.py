@@ -3,6 +3,7 @@ guessing, bad hosts and URLs in its environment, a mail server that hangs,
 and headers that lie about the client's address."""
 
 import http.client
+import json
 import re
 import signal
 import socket
@@ -147,9 +148,9 @@ def test_password_guessing_is_locked_out_for_that_user_and_address_only(
     assert status == 429, page[:500]
     assert "sessionid" not in attacker.cookies
 
-    lockouts = [line for line in gunicorn.log().splitlines() if "Locking out" in line]
-    assert lockouts and all(" WARNING " in line for line in lockouts), gunicorn.log()[-3000:]
-    assert all(f'ip_address: "{CLIENT}"' in line for line in lockouts), lockouts
+    lockouts = [json.loads(line) for line in gunicorn.log().splitlines() if "Locking out" in line]
+    assert lockouts and all(line["level"] == "WARNING" for line in lockouts), gunicorn.log()[-3000:]
+    assert all(f'ip_address: "{CLIENT}"' in line["message"] for line in lockouts), lockouts
 
     # Another user from the same address, and alice from another address, log in.
     status, headers, _ = Browser(gunicorn).log_in("bob", "another long passphrase")
@@ -253,9 +254,10 @@ def test_requests_for_unknown_hosts_log_one_warning_line_each(service, postgres_
         assert status == 400
     gunicorn.stop()
 
-    lines = [line for line in gunicorn.log().splitlines() if "Invalid HTTP_HOST header" in line]
+    lines = [json.loads(line) for line in gunicorn.log().splitlines() if "Invalid HTTP_HOST header" in line]
     assert len(lines) == 10, gunicorn.log()[-3000:]
-    assert all(" WARNING django.security.DisallowedHost " in line for line in lines), lines
+    assert {(line["level"], line["logger"]) for line in lines} == {("WARNING", "django.security.DisallowedHost")}
+    assert all("exc_info" not in line for line in lines), lines
     # No traceback of it (gunicorn's own shutdown may log others).
     assert "exceptions.DisallowedHost" not in gunicorn.log()
 
@@ -271,11 +273,11 @@ def test_the_access_log_names_the_client_behind_a_trusted_proxy_only(service, po
         )
         assert status == 200
         gunicorn.stop()
-        lines = [line for line in gunicorn.log().splitlines() if "/health/?access-log" in line]
+        lines = [json.loads(line) for line in gunicorn.log().splitlines() if '"query": "access-log"' in line]
         assert len(lines) == 1, gunicorn.log()[-3000:]
         expected = CLIENT if trusted == "127.0.0.1" else "127.0.0.1"
-        assert lines[0].startswith(f"{expected} - "), lines
-        assert "192.0.2.66" not in lines[0]
+        assert (lines[0]["logger"], lines[0]["path"], lines[0]["client"]) == ("gunicorn.access", "/health/", expected)
+        assert "192.0.2.66" not in json.dumps(lines[0])
 
 
 # --- Headers ------------------------------------------------------------------

@@ -124,13 +124,7 @@ def stack(render, tmp_path_factory):
         PROMETHEUS_PORT=str(prometheus_port),
     ) as project:
         project.prometheus_port = prometheus_port
-        project.ca = directory / "caddy-root.crt"
-
-        def https_answers():
-            project.ca.write_text(project.exec("proxy", "cat", "/data/caddy/pki/authorities/local/root.crt"))
-            return project.request("GET", "/health/")[0] == 200
-
-        wait_for(https_answers, timeout=60, interval=1, message="no HTTPS from Caddy with its internal CA")
+        project.trust_caddy(directory / "caddy-root.crt")
         yield project
 
 
@@ -218,7 +212,7 @@ def test_metrics_are_refused_through_the_proxy_and_served_inside_the_stack(stack
         assert stack.request("GET", path)[0] == 404, path
     fetch = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/metrics').read().decode())"
     inside = stack.exec("web", "python", "-c", fetch)
-    assert "django_http_requests_latency_seconds_by_view_method_bucket" in inside
+    assert "django_http_request_duration_seconds_bucket" in inside
     assert "readiness_check_ok" in inside
 
 
@@ -229,7 +223,7 @@ def test_prometheus_counts_every_request_and_task_across_gunicorn_workers(stack,
     wait_for(targets_up, timeout=90, interval=2, message="Prometheus scraping web and the worker")
     assert stack.value("gunicorn_workers") == 5
 
-    requests = 'django_http_responses_total_by_status_view_method_total{view="probe",status="200"}'
+    requests = 'django_http_request_duration_seconds_count{view="probe",status="200"}'
     succeeded = f'celery_tasks_total{{task="{PROBE_TASK}",state="succeeded"}}'
     retried = f'celery_tasks_total{{task="{PROBE_TASK}",state="retried"}}'
     # Settled: the earlier tests' tasks have run and been scraped.

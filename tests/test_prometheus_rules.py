@@ -25,13 +25,13 @@ PROMTOOL_HINT = "promtool is not installed (Debian: apt-get install prometheus)"
 PROMETHEUS_IMAGE = "prom/prometheus:v3.5.0"
 
 # Every metric the rules may use, with its labels: what the service exposes
-# (the web containers, django-prometheus and servicekit; the worker's
+# (the web containers' servicekit.metrics; the worker's
 # metrics server) and Prometheus's own up. A rule that names anything else
 # names a metric no target has, and never fires.
 METRICS = {
     # web
-    "django_http_responses_total_by_status_view_method_total": {"status", "view", "method"},
-    "django_http_requests_latency_seconds_by_view_method_bucket": {"view", "method", "le"},
+    "django_http_request_duration_seconds_count": {"status", "view", "method"},
+    "django_http_request_duration_seconds_bucket": {"view", "method", "status", "le"},
     "gunicorn_workers": set(),
     "readiness_check_ok": {"check"},
     "celery_queue_length": {"queue"},
@@ -257,12 +257,12 @@ def test_a_misspelt_metric_or_label_is_caught(expression, problem):
 
 def test_the_reader_sees_every_selector():
     expression = (
-        "histogram_quantile(0.95, sum by (le) (rate(django_http_requests_latency_seconds_by_view_method_bucket[5m])))"
+        "histogram_quantile(0.95, sum by (le) (rate(django_http_request_duration_seconds_bucket[5m])))"
         " > 1 and deriv((max by (queue) (celery_queue_length))[15m:1m]) > 0"
         " or absent_over_time(backup_last_success_timestamp_seconds[26h])"
     )
     assert [name for name, _ in metric_selectors(expression)] == [
-        "django_http_requests_latency_seconds_by_view_method_bucket",
+        "django_http_request_duration_seconds_bucket",
         "celery_queue_length",
         "backup_last_success_timestamp_seconds",
     ]

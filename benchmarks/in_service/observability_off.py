@@ -1,6 +1,7 @@
-"""observability_on without the service's observability: no django-prometheus
-(its app, its two middleware, its PostgreSQL backend, the counting Redis
-cache), no RequestIDMiddleware, and no request fields on Django's log lines.
+"""observability_on without the service's observability: no request metrics
+(servicekit's middleware, django-prometheus's PostgreSQL backend, the
+counting Redis cache), no RequestIDMiddleware, and no request fields on
+Django's log lines.
 Started with LOG_FORMAT=text and without PROMETHEUS_MULTIPROC_DIR.
 
     DJANGO_SETTINGS_MODULE=observability_off BENCH_PACKAGE=<package>
@@ -13,14 +14,12 @@ import copy
 
 from django.core.exceptions import ImproperlyConfigured
 from observability_on import *  # noqa: F403
-from observability_on import CACHES, DATABASES, INSTALLED_APPS, LOGGING, MIDDLEWARE
+from observability_on import CACHES, DATABASES, LOGGING, MIDDLEWARE
 
 REMOVED_MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "servicekit.metrics.RequestMetricsMiddleware",
     "servicekit.middleware.RequestIDMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
-REMOVED_APPS = ["django_prometheus"]
 DATABASE_ENGINES = {"django_prometheus.db.backends.postgresql": "django.db.backends.postgresql"}
 CACHE_BACKENDS = {"servicekit.cache.RedisCache": "django.core.cache.backends.redis.RedisCache"}
 
@@ -39,7 +38,6 @@ def _replaced(value, replacements, setting):
 
 
 MIDDLEWARE = _without(MIDDLEWARE, REMOVED_MIDDLEWARE, "MIDDLEWARE")
-INSTALLED_APPS = _without(INSTALLED_APPS, REMOVED_APPS, "INSTALLED_APPS")
 
 DATABASES = copy.deepcopy(DATABASES)
 DATABASES["default"]["ENGINE"] = _replaced(DATABASES["default"]["ENGINE"], DATABASE_ENGINES, "DATABASES ENGINE")

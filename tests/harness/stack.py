@@ -31,6 +31,7 @@ from harness.answers import DOMAIN
 from harness.docker import docker, image_values
 from harness.policy import require
 from harness.servers import free_port
+from harness.service import wait_for
 
 
 class StackError(RuntimeError):
@@ -297,6 +298,17 @@ class HttpsStack(OperatorStack):
     def request(self, method: str, path: str, headers: dict[str, str] | None = None, timeout: float = 10):
         """(status, lower-cased headers, body) of one request on a new connection."""
         return parse_response(self.raw_request(method, path, headers or {}, timeout=timeout))
+
+    def trust_caddy(self, ca: Path) -> None:
+        """Waits until Caddy answers HTTPS, checked against its internal CA,
+        which is copied to ca."""
+        self.ca = ca
+
+        def https_answers():
+            ca.write_text(self.exec("proxy", "cat", "/data/caddy/pki/authorities/local/root.crt"))
+            return self.request("GET", "/health/")[0] == 200
+
+        wait_for(https_answers, timeout=60, interval=1, message="no HTTPS from Caddy with its internal CA")
 
     def container_id(self, service: str) -> str:
         return self.compose("ps", "--quiet", service).stdout.strip()

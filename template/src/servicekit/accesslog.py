@@ -3,7 +3,8 @@
 Its error log and access log use the formatter of LOG_FORMAT
 (servicekit.logs). In JSON, each access line has the request's fields:
 request_id and user_id (which Django's RequestIDMiddleware leaves in the
-request's environ), method, path, status, duration in seconds, and client.
+request's environ), method, path, query, status, duration in seconds,
+client, bytes sent and user_agent.
 
 Behind the proxy, every request comes from the proxy's address: the client
 is read from X-Forwarded-For instead, only when the peer is one of
@@ -48,6 +49,7 @@ class ClientAddressLogger(Logger):
             "request_id": environ.get(ENVIRON_REQUEST_ID),
             "method": environ.get("REQUEST_METHOD"),
             "path": path,
+            "query": environ.get("QUERY_STRING") or None,
             "status": status,
             "duration": round(request_time.total_seconds(), 6),
             "client": self.client(environ),

@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import redis
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, connection
+from django.db import Error as DatabaseError
+from django.db import connection
 from django.http import JsonResponse
 from django.utils.module_loading import import_string
 from redis.backoff import NoBackoff
@@ -168,6 +169,4 @@ def last_backup():
     except DatabaseError:
         logger.warning("The time of the last backup could not be read", exc_info=True)
         return None
-    finally:
-        connection.close_if_unusable_or_obsolete()
     return float(row[0]) if row and row[0] else None

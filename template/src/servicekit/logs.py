@@ -41,6 +41,8 @@ class ContextFilter(logging.Filter):
         for name, value in context.fields().items():
             if not hasattr(record, name):
                 setattr(record, name, value)
+        if not hasattr(record, "client") and (client := context.current_client()) is not None:
+            record.client = client
         if not hasattr(record, "user_id") and (user_id := context.current_user_id()) is not None:
             record.user_id = user_id
         if isinstance(getattr(record, "status_code", None), int) and not hasattr(record, "status"):

@@ -1,11 +1,16 @@
 """Prometheus metrics: what the service exposes on /metrics, and the Celery
 worker on its own port.
 
-The request, database and cache metrics are django-prometheus's (its
-middleware and database backend, and its cache counters in
-servicekit.cache; set in settings/base.py and settings/production.py). This
-module adds what it does not have:
+The database and cache metrics are django-prometheus's (its database
+backend, set in settings/production.py, and its cache counters, which
+servicekit.cache counts). This module adds:
 
+- django_http_request_duration_seconds{view,method,status}: every request,
+  timed from the first middleware (RequestMetricsMiddleware); its _count
+  is the number of requests. One histogram rather than django-prometheus's
+  middleware, which updates a dozen metrics per request: in multiprocess
+  mode each update is a write to a shared file, and together they cost more
+  than a tenth of a short request's time (benchmarks/).
 - gunicorn_workers: the gunicorn workers alive in this container;
 - celery_tasks_total{task,state} and celery_task_duration_seconds{task}, from
   the worker (servicekit.taskevents);
@@ -22,8 +27,8 @@ gunicorn or the worker starts (gunicorn.conf.py, servicekit.taskevents).
 """
 
 import functools
-import os
 import shutil
+import time
 from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server
@@ -31,11 +36,21 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.django import PrometheusDjangoView
 
 from . import health
+from .env import env
 
-MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+# prometheus-client reads the same variable when it is imported.
+MULTIPROCESS_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# The paths servicekit.middleware.ProbeMiddleware answers itself.
+PROBE_PATHS = frozenset({"/health/", "/ready/", "/metrics"})
 
 # Labelled metrics write nothing until a label's first value: importing this
 # module creates no file in the directory.
+REQUEST_DURATION = Histogram(
+    "django_http_request_duration_seconds",
+    "Requests, by view, method and status, and how long Django took to answer them.",
+    ["view", "method", "status"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, float("inf")),
+)
 TASKS = Counter("celery_tasks", "Celery tasks that ended, by task and state.", ["task", "state"])
 TASK_DURATION = Histogram(
     "celery_task_duration_seconds",
@@ -137,3 +152,31 @@ def serve_worker_metrics(port):
     """The Celery worker's metrics (its pool processes' values added up), on
     a port of their own: the worker has no web server."""
     start_http_server(port, registry=process_registry())
+
+
+# Methods that label requests as they are; any other is "other", so that a
+# client cannot create series at will.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class RequestMetricsMiddleware:
+    """Times each request and counts it by view (its URL pattern's name, or
+    its dotted path), method and status. A probe counts under its path; a
+    request that matched no URL under "<unresolved>"."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        if match is not None:
+            view = match.view_name
+        elif request.path_info in PROBE_PATHS:
+            view = request.path_info
+        else:
+            view = "<unresolved>"
+        method = request.method if request.method in METHODS else "other"
+        REQUEST_DURATION.labels(view, method, str(response.status_code)).observe(time.perf_counter() - started)
+        return response

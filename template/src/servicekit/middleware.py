@@ -28,7 +28,7 @@ class RequestIDMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        request_id = context.valid_request_id(request.headers.get(context.REQUEST_ID_HEADER))
+        request_id = context.valid_request_id(request.META.get("HTTP_X_REQUEST_ID"))
         request.META[context.ENVIRON_REQUEST_ID] = request_id
         token = context.bind(**context.request_fields(request))
         try:

@@ -6,6 +6,7 @@ gunicorn's access log read it through this module, so that both agree on
 which X-Forwarded-For to believe.
 """
 
+import functools
 import ipaddress
 
 from django.conf import settings
@@ -56,5 +57,12 @@ def client_address(request):
     """The address of the client that sent a Django request (django-axes'
     AXES_CLIENT_IP_CALLABLE): X-Forwarded-For is only believed from
     FORWARDED_ALLOW_IPS."""
-    proxies = TrustedProxies(settings.FORWARDED_ALLOW_IPS)
+    allowed = settings.FORWARDED_ALLOW_IPS
+    proxies = trusted_proxies(allowed if isinstance(allowed, str) else tuple(allowed))
     return proxies.client(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR", ""))
+
+
+@functools.lru_cache(maxsize=8)
+def trusted_proxies(allowed):
+    # Parsed once per value of the setting, not on every request.
+    return TrustedProxies(allowed)
