@@ -34,8 +34,9 @@ SECRETS_MOUNT = "/run/secrets"
 # servers (the database superuser and the app's role, the backups, Redis's
 # password and the cache's memory), images, memory limits, Caddy's site and
 # options, the published port, web's watchdog (the kubelet restarts a pod
-# whose liveness probe fails), and the stack's own Prometheus (its image and
-# port). deploy/kubernetes/GUIDE.md lists them.
+# whose liveness probe fails), the stack's own Prometheus (its image and
+# port), and PROMETHEUS_MULTIPROC_DIR, which the image sets for the pods.
+# deploy/kubernetes/GUIDE.md lists them.
 STACK_ONLY = re.compile(
     r"POSTGRES_\w+|APP_DB_\w+|BACKUP_\w+|REDIS_PASSWORD|CACHE_MAX_MEMORY|(\w+_)?IMAGE|\w+_MEMORY_LIMIT"
     r"|DOMAIN|CADDY_\w+|LOCAL_\w+|WEB_BIND|WEB_PORT|WEB_WATCHDOG_FAILURES|PROMETHEUS_\w+"

@@ -373,7 +373,10 @@ def test_renovate_finds_every_image_of_the_compose_files_and_dockerfiles(render,
     names = {name for name, _ in found}
     assert ("postgres", answers.get("postgres_version", "17")) in found
     assert ("python", f"{python_version_of(answers)}-slim-trixie") in found
-    assert names == {"python", "postgres", "redis"} | ({"caddy"} if answers.get("reverse_proxy") != "none" else set())
+    caddy = {"caddy"} if answers.get("reverse_proxy") != "none" else set()
+    assert names == {"python", "postgres", "redis", "prom/prometheus"} | caddy
+    # Prometheus's tags start with a v.
+    assert ("prom/prometheus", "v3.5.0") in found
 
 
 def test_ci_services_run_the_stacks_images(render, variant):
