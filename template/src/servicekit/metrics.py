@@ -10,7 +10,7 @@ servicekit.cache counts). This module adds:
   is the number of requests. One histogram rather than django-prometheus's
   middleware, which updates a dozen metrics per request: in multiprocess
   mode each update is a write to a shared file, and together they cost more
-  than a tenth of a short request's time (benchmarks/).
+  than a tenth of a short request's time.
 - gunicorn_workers: the gunicorn workers alive in this container;
 - celery_tasks_total{task,state} and celery_task_duration_seconds{task}, from
   the worker (servicekit.taskevents);
