@@ -52,7 +52,7 @@ def check(stack: Stack, on, off):
     wrk(f"{off}{ONE_QUERY}", host, 1, 4)
     _, _, on_metrics = http_get(f"{on}/metrics")
     _, _, off_metrics = http_get(f"{off}/metrics")
-    for metric in (b"django_http_request_duration_seconds_count{", b"django_db_execute_total{"):
+    for metric in (b"django_http_request_duration_seconds_count{", b"django_db_query_duration_seconds_count{"):
         assert metric in on_metrics, f"{metric!r} not on {on}/metrics"
         assert metric not in off_metrics, f"{metric!r} on {off}/metrics"
 

@@ -222,6 +222,8 @@ def test_prometheus_counts_every_request_and_task_across_gunicorn_workers(stack,
 
     wait_for(targets_up, timeout=90, interval=2, message="Prometheus scraping web and the worker")
     assert stack.value("gunicorn_workers") == 5
+    # Each scrape's readiness checks and last-backup read are statements of web's.
+    assert stack.value('django_db_query_duration_seconds_count{job="web",alias="default"}') > 0
 
     requests = 'django_http_request_duration_seconds_count{view="probe",status="200"}'
     succeeded = f'celery_tasks_total{{task="{PROBE_TASK}",state="succeeded"}}'

@@ -1,6 +1,6 @@
 """observability_on without the service's observability: no request metrics
-(servicekit's middleware, django-prometheus's PostgreSQL backend, the
-counting Redis cache), no RequestIDMiddleware, and no request fields on
+(servicekit's middleware, its timing PostgreSQL backend, the counting
+Redis cache), no RequestIDMiddleware, and no request fields on
 Django's log lines.
 Started with LOG_FORMAT=text and without PROMETHEUS_MULTIPROC_DIR.
 
@@ -20,7 +20,7 @@ REMOVED_MIDDLEWARE = [
     "servicekit.metrics.RequestMetricsMiddleware",
     "servicekit.middleware.RequestIDMiddleware",
 ]
-DATABASE_ENGINES = {"django_prometheus.db.backends.postgresql": "django.db.backends.postgresql"}
+DATABASE_ENGINES = {"servicekit.postgresql": "django.db.backends.postgresql"}
 CACHE_BACKENDS = {"servicekit.cache.RedisCache": "django.core.cache.backends.redis.RedisCache"}
 
 

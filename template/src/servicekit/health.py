@@ -63,11 +63,18 @@ def redis_client(url):
     )
 
 
-def check_broker():
+def redis_broker_url():
+    """Celery's broker URL when the broker is Redis, else None."""
     from celery import current_app
 
     url = current_app.conf.broker_url or ""
-    if url.startswith(("redis://", "rediss://")):
+    return url if url.startswith(("redis://", "rediss://")) else None
+
+
+def check_broker():
+    from celery import current_app
+
+    if url := redis_broker_url():
         redis_client(url).ping()
         return
     # Any other transport: connect and disconnect through kombu.
@@ -129,8 +136,8 @@ def queue_lengths():
     own: they are added up."""
     from celery import current_app
 
-    url = current_app.conf.broker_url or ""
-    if not url.startswith(("redis://", "rediss://")):
+    url = redis_broker_url()
+    if url is None:
         return {}
     queues = [queue.name for queue in current_app.conf.task_queues or []] or [current_app.conf.task_default_queue]
     separator = "\x06\x16"

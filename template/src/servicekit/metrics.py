@@ -1,9 +1,8 @@
 """Prometheus metrics: what the service exposes on /metrics, and the Celery
 worker on its own port.
 
-The database and cache metrics are django-prometheus's (its database
-backend, set in settings/production.py, and its cache counters, which
-servicekit.cache counts). This module adds:
+The cache counters are django-prometheus's (servicekit.cache counts them).
+This module has:
 
 - django_http_request_duration_seconds{view,method,status}: every request,
   timed from the first middleware (RequestMetricsMiddleware); its _count
@@ -11,6 +10,11 @@ servicekit.cache counts). This module adds:
   middleware, which updates a dozen metrics per request: in multiprocess
   mode each update is a write to a shared file, and together they cost more
   than a tenth of a short request's time.
+- django_db_query_duration_seconds{alias}: every statement, timed by
+  production's database backend (servicekit.postgresql); its _count is the
+  number of statements. django-prometheus's backend creates a cursor class
+  for each cursor and counts each statement twice, at about a tenth of a
+  one-query request's time;
 - gunicorn_workers: the gunicorn workers alive in this container;
 - celery_tasks_total{task,state} and celery_task_duration_seconds{task}, from
   the worker (servicekit.taskevents);
@@ -50,6 +54,12 @@ REQUEST_DURATION = Histogram(
     "Requests, by view, method and status, and how long Django took to answer them.",
     ["view", "method", "status"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, float("inf")),
+)
+QUERY_DURATION = Histogram(
+    "django_db_query_duration_seconds",
+    "Database statements, by database alias, and how long they took.",
+    ["alias"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf")),
 )
 TASKS = Counter("celery_tasks", "Celery tasks that ended, by task and state.", ["task", "state"])
 TASK_DURATION = Histogram(
@@ -152,6 +162,16 @@ def serve_worker_metrics(port):
     """The Celery worker's metrics (its pool processes' values added up), on
     a port of their own: the worker has no web server."""
     start_http_server(port, registry=process_registry())
+
+
+def time_query(execute, sql, params, many, context):
+    """A database execute wrapper (Django's execute_wrappers): times the
+    statement, failed or not."""
+    started = time.perf_counter()
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        QUERY_DURATION.labels(context["connection"].alias).observe(time.perf_counter() - started)
 
 
 # Methods that label requests as they are; any other is "other", so that a

@@ -2,6 +2,8 @@ import os
 import secrets
 
 import pytest
+from django.db import DatabaseError, connection
+from django.db.utils import load_backend
 from django.test import Client
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -115,3 +117,27 @@ def test_the_production_cache_counts_hits_and_misses():
     assert cache.get(key) == "here"
 
     assert [after - earlier for after, earlier in zip(counts(), before, strict=True)] == [2, 1, 1]
+
+
+@pytest.mark.django_db
+def test_the_production_database_backend_times_each_statement():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set DATABASE_URL, as CI does")
+
+    def count():
+        return REGISTRY.get_sample_value("django_db_query_duration_seconds_count", {"alias": "timed"}) or 0
+
+    timed = load_backend("servicekit.postgresql").DatabaseWrapper({**connection.settings_dict}, alias="timed")
+    before = count()
+    try:
+        with timed.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.executemany("SELECT %s", [(1,), (2,)])
+            with pytest.raises(DatabaseError):
+                cursor.execute("SELECT no_such_column")
+        # Django's check of a kept connection is not a statement of the service's.
+        assert timed.is_usable()
+    finally:
+        timed.close()
+
+    assert count() - before == 3
