@@ -4,15 +4,16 @@ without it, side by side in the same run.
 
 On: production settings as rendered (in_service/observability_on.py adds a
 one-query view to the URLs), LOG_FORMAT=json, PROMETHEUS_MULTIPROC_DIR a
-fresh directory. Off: in_service/observability_off.py (no request metrics,
-no database or cache metrics, no RequestIDMiddleware), LOG_FORMAT=text, no
-PROMETHEUS_MULTIPROC_DIR. Both
-under the rendered gunicorn.conf.py, whose access log writes one line per
-request on either side, to a file (the harness sends a process's output to
-its log file).
+fresh directory in memory (under /dev/shm), as the image's is (its /tmp is
+a tmpfs in the production stack). Off: in_service/observability_off.py (no
+request metrics, no database or cache metrics, no RequestIDMiddleware),
+LOG_FORMAT=text, no PROMETHEUS_MULTIPROC_DIR. Both under the rendered
+gunicorn.conf.py, whose access log writes one line per request on either
+side, to a file (the harness sends a process's output to its log file).
 """
 
 import os
+import tempfile
 import time
 from statistics import mean
 
@@ -24,13 +25,15 @@ from harness.service import http_get
 
 ONE_QUERY = "/bench/one-query/"  # in_service/observability_urls.py
 MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
+IN_MEMORY = "/dev/shm"
 
 
-def start(stack: Stack, side, name):
-    """gunicorn with observability on or off; returns (process, base URL)."""
+def start(stack: Stack, side, name, in_memory):
+    """gunicorn with observability on or off; returns (process, base URL).
+    in_memory: the directory on a tmpfs for the metrics directories."""
     common = {"BENCH_PACKAGE": stack.package, "DJANGO_SETTINGS_MODULE": f"observability_{side}"}
     if side == "on":
-        metrics = stack.work / f"metrics-{name}"  # gunicorn.conf.py's on_starting empties and creates it
+        metrics = f"{in_memory}/{name}"  # gunicorn.conf.py's on_starting empties and creates it
         return stack.gunicorn(name, LOG_FORMAT="json", **{MULTIPROC: metrics}, **common)
     return stack.gunicorn(name, LOG_FORMAT="text", unset=[MULTIPROC], **common)
 
@@ -57,10 +60,10 @@ def check(stack: Stack, on, off):
         assert metric not in off_metrics, f"{metric!r} on {off}/metrics"
 
 
-def throughput(stack: Stack, rounds, seconds, connections):
+def throughput(stack: Stack, in_memory, rounds, seconds, connections):
     host = stack.domain
-    on_process, on = start(stack, "on", "observability-on")
-    off_process, off = start(stack, "off", "observability-off")
+    on_process, on = start(stack, "on", "observability-on", in_memory)
+    off_process, off = start(stack, "off", "observability-off", in_memory)
     check(stack, on, off)
     for url in (on, off):
         for path in ("/health/", ONE_QUERY):
@@ -104,7 +107,7 @@ def throughput(stack: Stack, rounds, seconds, connections):
     return rps, cpu, samples
 
 
-def memory(stack: Stack, rounds, requests, connections):
+def memory(stack: Stack, in_memory, rounds, requests, connections):
     """Per worker, after the same requests on each side (rotating over
     /health/, the one-query view, the admin's login page and a static file):
     a fresh pair of gunicorns per round."""
@@ -112,7 +115,9 @@ def memory(stack: Stack, rounds, requests, connections):
     env = dict(os.environ, BENCH_PATHS=",".join(["/health/", ONE_QUERY, "/admin/login/", stack.static_path]))
     samples = {"on": [], "off": []}
     for round_ in range(rounds):
-        started = {side: start(stack, side, f"observability-memory-{side}-{round_}") for side in ("on", "off")}
+        started = {
+            side: start(stack, side, f"observability-memory-{side}-{round_}", in_memory) for side in ("on", "off")
+        }
         done = dict.fromkeys(started, 0)
         errors = dict.fromkeys(started, 0)
         while min(done.values()) < requests:  # short bursts, alternately, until both have had `requests`
@@ -146,9 +151,10 @@ def memory(stack: Stack, rounds, requests, connections):
 
 
 def run(stack: Stack, rounds, seconds, connections, requests):
-    rps, cpu, samples = throughput(stack, rounds, seconds, connections)
     memory_rounds = max(3, rounds)
-    per_worker, memory_samples = memory(stack, memory_rounds, requests, connections)
+    with tempfile.TemporaryDirectory(prefix="observability-", dir=IN_MEMORY) as in_memory:
+        rps, cpu, samples = throughput(stack, in_memory, rounds, seconds, connections)
+        per_worker, memory_samples = memory(stack, in_memory, memory_rounds, requests, connections)
     workers = 2 * stack.available_cpus() + 1
     on, off = per_worker["on"], per_worker["off"]
     return [
