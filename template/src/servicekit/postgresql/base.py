@@ -6,6 +6,8 @@ from ..metrics import time_query
 class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Django's documented hook around every statement: no cursor class
-        # of its own, so nothing is created per cursor or per request.
+        # For the connection's whole life, what Django's documented
+        # connection.execute_wrapper() does for a block: every statement goes
+        # through time_query. No cursor class of its own, so nothing is
+        # created per cursor or per request.
         self.execute_wrappers.append(time_query)
