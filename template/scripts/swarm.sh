@@ -152,8 +152,13 @@ deploy() {
 
     echo "Deploying ${IMAGE} as the stack ${stack}..."
     local attempt output
-    # Two deploys at once: the second may find the services changed under
-    # it ("update out of sequence"), and then simply deploys again.
+    # Two deploys at once: docker stack deploy reads every service first and
+    # then updates them one by one, and Swarm refuses an update of a service
+    # that changed in between ("update out of sequence"). The other deploy
+    # changes them, and so does Swarm, as each rolling update it starts
+    # begins and ends. So this deploy waits for the stack to converge before
+    # it deploys again, and a random pause keeps two waiting deploys from
+    # colliding again in step.
     for attempt in 1 2 3 4 5; do
         if output=$(docker stack deploy --with-registry-auth "${files[@]}" "${stack}" 2>&1); then
             echo "${output}"
@@ -164,8 +169,9 @@ deploy() {
             echo "error: docker stack deploy failed (above)" >&2
             exit 1
         fi
-        echo "Another deploy changed the stack meanwhile: deploying again..."
-        sleep 2
+        echo "Another deploy changed the stack meanwhile: deploying again once the stack has converged..."
+        wait_until_converged "${stack}"
+        sleep $((RANDOM % 8 + 1))
     done
     wait_until_converged "${stack}"
 
