@@ -46,6 +46,16 @@ print(json.dumps({"dists": dists, "environment": environment}))
 """
 
 
+# Run in the image: what psycopg2's C extension holds. The C library's
+# assertion handler is linked only when NDEBUG, one of the interpreter's
+# release flags, was missing; a debug section only without -g0.
+DRIVER = """
+import json, pathlib, psycopg2._psycopg as extension
+data = pathlib.Path(extension.__file__).read_bytes()
+print(json.dumps({"asserts": b"__assert_fail" in data, "debug": b".debug_info" in data}))
+"""
+
+
 def prune_download_caches() -> None:
     """Empties the cache mounts (uv's and pip's) of every build on the engine."""
     docker("builder", "prune", "--force", "--filter", "type=exec.cachemount")
@@ -120,6 +130,12 @@ def test_the_sbom_lists_exactly_the_production_lock(cold_builds):
     assert components == lock_entries((service / "requirements/production.txt").read_text(), environment)
     # Built twice from one commit, the same document: no timestamp or random serial.
     assert sbom(cold_builds[2]) == document
+
+
+def test_the_driver_is_compiled_with_the_interpreters_flags_without_debug_information(cold_builds):
+    _, first, _, _ = cold_builds
+    output = docker("run", "--rm", "--entrypoint=python", first, "-c", DRIVER).stdout
+    assert json.loads(output) == {"asserts": False, "debug": False}
 
 
 def test_a_tampered_hash_fails_the_build_naming_the_package(engine, render, tmp_path_factory):
