@@ -61,9 +61,13 @@ def prune_download_caches() -> None:
     docker("builder", "prune", "--force", "--filter", "type=exec.cachemount")
 
 
+def run_python(image: str, code: str) -> dict:
+    """What code, run by the image's Python, prints as JSON."""
+    return json.loads(docker("run", "--rm", "--entrypoint=python", image, "-c", code).stdout)
+
+
 def installed(image: str) -> dict:
-    output = docker("run", "--rm", "--entrypoint=python", image, "-c", INSTALLED).stdout
-    return json.loads(output)
+    return run_python(image, INSTALLED)
 
 
 def sbom(image: str) -> dict:
@@ -134,8 +138,7 @@ def test_the_sbom_lists_exactly_the_production_lock(cold_builds):
 
 def test_the_driver_is_compiled_with_the_interpreters_flags_without_debug_information(cold_builds):
     _, first, _, _ = cold_builds
-    output = docker("run", "--rm", "--entrypoint=python", first, "-c", DRIVER).stdout
-    assert json.loads(output) == {"asserts": False, "debug": False}
+    assert run_python(first, DRIVER) == {"asserts": False, "debug": False}
 
 
 def test_a_tampered_hash_fails_the_build_naming_the_package(engine, render, tmp_path_factory):
